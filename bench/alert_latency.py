@@ -1,0 +1,171 @@
+"""Alert latency: 1,000 integrations reach their 3rd consecutive failure at once; how long until every email
+has reached an SMTP server?
+
+Runs the real thing: a `dagster-daemon` on a fresh embedded instance evaluates `run_outcome_sensor` and
+`alert_sensor` (the code location is the two sensors only, so the bench does not depend on the CRM jobs),
+the app database is fresh (SQLite, or PostgreSQL with --pg), and the emails go to a local aiosmtpd server.
+The clock starts when the transaction holding the 1,000 third failures commits, and stops when the last
+email arrives. DESIGN.md promises 60 s.
+
+    /work/venv/bin/python bench/alert_latency.py [--integrations 1000] [--pg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, insert, select, text
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from nurturehub_pipelines.instance import ensure_embedded_instance  # noqa: E402
+from nurturehub_pipelines.smtp_capture import SmtpCapture  # noqa: E402
+from nurturehub_pipelines.store import db  # noqa: E402
+from nurturehub_pipelines.store.tables import (  # noqa: E402
+    crm_sync_log,
+    integrations,
+    organisations,
+    sensor_cursors,
+    users,
+    utcnow,
+)
+
+LOCATION = """
+from dagster import Definitions
+
+from sensors.failures import alert_sensor, run_outcome_sensor
+
+defs = Definitions(sensors=[run_outcome_sensor, alert_sensor])
+"""
+PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+def seed(count: int) -> list[int]:
+    """One organisation (and owner) per integration, each integration two failures into a streak."""
+    with db.engine().begin() as conn:
+        org_ids = (
+            conn.execute(
+                insert(organisations).returning(organisations.c.id), [{"name": f"Agency {i}"} for i in range(count)]
+            )
+            .scalars()
+            .all()
+        )
+        conn.execute(
+            insert(users),
+            [
+                {"org_id": org, "email": f"owner{org}@agency.example", "role": "owner", "token_hash": uuid.uuid4().hex}
+                for org in org_ids
+            ],
+        )
+        ids = (
+            conn.execute(
+                insert(integrations).returning(integrations.c.id),
+                [{"org_id": org, "crm": "reapit", "name": "Reapit", "settings": {}} for org in org_ids],
+            )
+            .scalars()
+            .all()
+        )
+        conn.execute(insert(crm_sync_log), [failure(i) for i in ids for _ in range(2)])
+    return list(ids)
+
+
+def failure(integration_id: int) -> dict[str, object]:
+    return {
+        "integration_id": integration_id,
+        "trigger": "schedule",
+        "event_type": "sync_finished",
+        "outcome": "error",
+        "message": "Reapit rejected the credentials: reconnect Reapit",
+        "occurred_at": utcnow(),
+    }
+
+
+def wait_for_first_evaluation(daemon: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """The alert sensor has ticked once (its watermark exists): from now on it is in its steady state."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert daemon.poll() is None, "dagster-daemon exited"
+        with db.engine().connect() as conn:
+            if conn.execute(select(sensor_cursors.c.name)).first():
+                return
+        time.sleep(0.2)
+    raise SystemExit("the alert sensor did not tick within 2 minutes")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--integrations", type=int, default=1000)
+    parser.add_argument("--pg", action="store_true", help="a fresh PostgreSQL app database instead of SQLite")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="alert-latency-"))
+    os.environ["NURTUREHUB_HOME"] = str(work / "home")
+    os.environ.pop("DAGSTER_HOME", None)
+    ensure_embedded_instance()
+    pg_name = None
+    if args.pg:
+        pg_name = f"nh_bench_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{pg_name}"'))
+        os.environ["NURTUREHUB_DATABASE_URL"] = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + pg_name
+    else:
+        os.environ["NURTUREHUB_DATABASE_URL"] = f"sqlite:///{work / 'app.db'}"
+    db.upgrade()
+    (work / "bench_location.py").write_text(LOCATION)
+
+    smtp = SmtpCapture().start()
+    os.environ["NURTUREHUB_SMTP_URL"] = smtp.url
+    ids = seed(args.integrations)
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-f", str(work / "bench_location.py")],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=open(work / "daemon.log", "wb"),  # noqa: SIM115 - lives as long as the daemon
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for_first_evaluation(daemon)
+        with db.engine().begin() as conn:
+            conn.execute(insert(crm_sync_log), [failure(i) for i in ids])
+        started = time.monotonic()
+        mails = smtp.wait_for(len(ids), timeout=300)
+        if len(mails) < len(ids):
+            raise SystemExit(f"only {len(mails)} of {len(ids)} emails arrived in 300 s (log: {work / 'daemon.log'})")
+        time.sleep(2)  # and no duplicates after the last one
+        latencies = sorted(mail.at - started for mail in smtp.messages)
+        recipients = {rcpt for mail in smtp.messages for rcpt in mail.rcpt_tos}
+        engine = "PostgreSQL" if args.pg else "SQLite"
+        print(
+            f"{len(ids)} integrations, app database {engine}: {len(smtp.messages)} emails to {len(recipients)} owners"
+        )
+        print(
+            f"latency from the 3rd failures' commit: first {latencies[0]:.1f} s, "
+            f"median {statistics.median(latencies):.1f} s, last {latencies[-1]:.1f} s (promise: 60 s)"
+        )
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+        smtp.stop()
+        db.engine().dispose()
+        if pg_name:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()

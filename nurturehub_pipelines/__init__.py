@@ -1,0 +1,1 @@
+"""NurtureHub Pipelines: CRM syncs on Dagster, and the integrations page that shows their health."""

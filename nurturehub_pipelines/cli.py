@@ -1,0 +1,227 @@
+"""The `nurturehub` command. Creating commands print one JSON object; errors go to stderr, exit 1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from nurturehub_pipelines import settings
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _pairs(values: Sequence[str] | None, what: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in values or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--{what} takes KEY=VALUE, got {item!r}")
+        pairs[key.strip()] = value
+    return pairs
+
+
+def _emit(payload: dict[str, Any]) -> None:
+    print(json.dumps(payload, default=str))
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from nurturehub_pipelines.store import db
+
+    db.upgrade()
+    _emit({"database": db.engine().url.render_as_string(hide_password=True), "status": "up to date"})
+    return 0
+
+
+def cmd_org_create(args: argparse.Namespace) -> int:
+    from nurturehub_pipelines.store import accounts, db
+
+    with db.engine().begin() as conn:
+        _emit(accounts.create_org(conn, args.name, args.owner_email))
+    return 0
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from nurturehub_pipelines.store import accounts, db
+
+    with db.engine().begin() as conn:
+        _emit(accounts.add_user(conn, args.org, args.email, args.role))
+    return 0
+
+
+def cmd_integration_add(args: argparse.Namespace) -> int:
+    from crm_resources.registry import check_integration, crm_name
+    from nurturehub_pipelines.store import accounts, db
+
+    integration_settings = _pairs(args.setting, "setting")
+    credentials = _pairs(args.credential, "credential")
+    check_integration(args.crm, integration_settings, credentials)
+    with db.engine().begin() as conn:
+        integration_id = accounts.add_integration(
+            conn, args.org, args.crm, args.name or crm_name(args.crm), integration_settings, credentials
+        )
+    _emit({"integration_id": integration_id})
+    return 0
+
+
+def _ensure_instance() -> None:
+    try:
+        from nurturehub_pipelines.instance import ensure_embedded_instance
+    except ImportError:  # pragma: no cover - until the instance module lands
+        os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home()))
+        return
+    ensure_embedded_instance()
+
+
+def run_sync(integration_id: int, full: bool, trigger: str = "manual") -> dict[str, Any]:
+    """One sync in this process, through the same Dagster job the daemon runs."""
+    from dagster import DagsterInstance
+
+    from nurturehub_pipelines.definitions import defs
+    from nurturehub_pipelines.run_contract import job_name, run_config, run_tags
+    from nurturehub_pipelines.store import accounts, db
+    from nurturehub_pipelines.store.tables import crm_sync_log
+
+    engine = db.engine()
+    with engine.connect() as conn:
+        integration = accounts.get_integration(conn, integration_id)
+    if integration is None:
+        raise CliError(f"no integration with id {integration_id}")
+    _ensure_instance()
+    with DagsterInstance.get() as instance:
+        result = defs.resolve_job_def(job_name(integration.crm)).execute_in_process(
+            run_config=run_config(integration.id, full),
+            tags=run_tags(integration.id, integration.org_id, integration.crm, trigger),
+            instance=instance,
+            raise_on_error=False,
+        )
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(crm_sync_log).where(crm_sync_log.c.run_id == result.run_id).order_by(crm_sync_log.c.id)
+        ).mappings()
+        steps = [
+            {k: row[k] for k in ("event_type", "outcome", "records_affected", "records_skipped", "message")}
+            for row in rows
+        ]
+    finished = next((s for s in steps if s["event_type"] == "sync_finished"), None)
+    return {
+        "integration_id": integration.id,
+        "crm": integration.crm,
+        "run_id": result.run_id,
+        "full": full,
+        "outcome": finished["outcome"] if finished else "error",
+        "message": finished["message"] if finished else "the run failed before writing its outcome",
+        "steps": steps,
+    }
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    summary = run_sync(args.integration_id, args.full)
+    _emit(summary)
+    return 0 if summary["outcome"] in ("success", "warning") else 1
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from nurturehub_pipelines.web.app import serve
+
+    serve(args.host, args.port)
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from crm_resources.sandbox.server import serve_forever
+
+    serve_forever(args.host, args.port)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from nurturehub_pipelines.demo import run_demo
+
+    return run_demo(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nurturehub", description="NurtureHub CRM sync pipelines")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    dbp = sub.add_parser("db", help="the app database").add_subparsers(dest="db_command", required=True)
+    dbp.add_parser("upgrade", help="create or migrate the app database").set_defaults(func=cmd_db_upgrade)
+
+    org = sub.add_parser("org", help="organisations").add_subparsers(dest="org_command", required=True)
+    create = org.add_parser("create", help="create an organisation and its owner")
+    create.add_argument("--name", required=True)
+    create.add_argument("--owner-email", required=True)
+    create.set_defaults(func=cmd_org_create)
+
+    user = sub.add_parser("user", help="users").add_subparsers(dest="user_command", required=True)
+    add_user = user.add_parser("add", help="add a user to an organisation")
+    add_user.add_argument("--org", type=int, required=True)
+    add_user.add_argument("--email", required=True)
+    add_user.add_argument("--role", required=True, help="owner | admin | member")
+    add_user.set_defaults(func=cmd_user_add)
+
+    integ = sub.add_parser("integration", help="CRM integrations").add_subparsers(
+        dest="integration_command", required=True
+    )
+    add_int = integ.add_parser("add", help="connect an organisation to a CRM")
+    add_int.add_argument("--org", type=int, required=True)
+    add_int.add_argument("--crm", required=True)
+    add_int.add_argument("--name")
+    add_int.add_argument("--setting", action="append", metavar="K=V")
+    add_int.add_argument("--credential", action="append", metavar="K=V")
+    add_int.set_defaults(func=cmd_integration_add)
+
+    sync = sub.add_parser("sync", help="run one sync now, in process")
+    sync.add_argument("integration_id", type=int)
+    sync.add_argument("--full", action="store_true", help="read everything, not just what changed")
+    sync.set_defaults(func=cmd_sync)
+
+    serve = sub.add_parser("serve", help="the integrations page and its API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    sandbox = sub.add_parser("sandbox", help="the six CRM simulators")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8100)
+    sandbox.set_defaults(func=cmd_sandbox)
+
+    demo = sub.add_parser("demo", help="sandbox + demo organisation + Dagster + the page")
+    demo.add_argument("--port", type=int, default=8000, help="the page's port")
+    demo.add_argument("--sandbox-port", type=int, default=8100)
+    demo.add_argument("--dagster-port", type=int, default=3000)
+    demo.add_argument("--no-dagster", action="store_true", help="sync once in process instead of running Dagster")
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    os.environ.setdefault("NURTUREHUB_HOME", str(settings.home()))
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"nurturehub: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # AccountError, IntegrationConfigError: the message says what to change
+        print(f"nurturehub: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
+        if isinstance(exc, OperationalError | ProgrammingError):
+            print(f"nurturehub: database error ({exc.orig}); run `nurturehub db upgrade` first?", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

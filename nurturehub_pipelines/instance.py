@@ -1,0 +1,92 @@
+"""The Dagster instance settings both deployments share: run-queue limits, run monitoring, no run retries.
+
+The repo's `dagster.yaml` (production, PostgreSQL) and the embedded default written under
+`$NURTUREHUB_HOME/dagster` (SQLite) must queue runs the same way, so the shared part is defined once here;
+a test checks that `dagster.yaml` matches it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nurturehub_pipelines import settings
+from nurturehub_pipelines.run_contract import TAG_CRM, TAG_INTEGRATION
+
+# How many sync runs of one CRM may run at once, across all integrations. Each is the CRM's published
+# concurrency where there is one, else a conservative guess, so one CRM's backlog can't starve the others
+# and a full schedule tick never hammers a vendor:
+# - reapit: 5 concurrent requests per customer are published; we keep 5 runs for the whole CRM.
+# - agentos: 50 requests/min per key, on a rolling window, and long waits after a 429: 2.
+# - alto, street, loop: no published concurrency (throttled to a few requests/s each): 5.
+# - openapi: each integration is a different agency's own server, so the CRMs share no limit: 10.
+CRM_RUN_CEILINGS: dict[str, int] = {
+    "agentos": 2,
+    "reapit": 5,
+    "alto": 5,
+    "street": 5,
+    "loop": 5,
+    "openapi": 10,
+}
+
+# A run killed with its code server (or a killed `nurturehub sync`) stays STARTED until run monitoring
+# times it out; 3 hours is longer than any full sync and shorter than the 4-hour schedule, so a dead run
+# never holds its integration's queue slot past the next scheduled sync.
+MAX_RUNTIME_SECONDS = 3 * 60 * 60
+
+
+def run_coordinator_config() -> dict[str, Any]:
+    """QueuedRunCoordinator: one run at a time per integration, and each CRM's ceiling."""
+    return {
+        "module": "dagster._core.run_coordinator",
+        "class": "QueuedRunCoordinator",
+        "config": {
+            "max_concurrent_runs": sum(CRM_RUN_CEILINGS.values()),
+            "dequeue_interval_seconds": 2,  # a Sync Now must start within 10 s
+            "dequeue_use_threads": True,
+            "dequeue_num_workers": 8,
+            "tag_concurrency_limits": [
+                {"key": TAG_INTEGRATION, "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
+                *({"key": TAG_CRM, "value": crm, "limit": limit} for crm, limit in CRM_RUN_CEILINGS.items()),
+            ],
+        },
+    }
+
+
+def instance_config() -> dict[str, Any]:
+    """Everything but storage: the part of dagster.yaml the embedded default and production share."""
+    return {
+        "run_coordinator": run_coordinator_config(),
+        # Marks runs failed that never start, hang while cancelling or outlive MAX_RUNTIME_SECONDS, so the
+        # failure sensor can write their sync_finished/error row.
+        "run_monitoring": {
+            "enabled": True,
+            "start_timeout_seconds": 180,
+            "cancel_timeout_seconds": 180,
+            "max_runtime_seconds": MAX_RUNTIME_SECONDS,
+            "max_resume_run_attempts": 0,
+            "poll_interval_seconds": 30,
+        },
+        # One run, one sync_finished: the CRM client already retries transient faults inside the run.
+        "run_retries": {"enabled": False},
+        # Threads, so the alert sensors tick every few seconds while the sync-request sensor works, and a
+        # schedule tick of thousands of integrations submits its runs in parallel.
+        "sensors": {"use_threads": True, "num_workers": 4},
+        "schedules": {"use_threads": True, "num_workers": 6, "num_submit_workers": 8},
+    }
+
+
+def ensure_embedded_instance() -> Path:
+    """Point DAGSTER_HOME at the embedded default, writing its dagster.yaml unless one is there already."""
+    home = settings.dagster_home().resolve()
+    config_file = home / "dagster.yaml"
+    if not config_file.exists():
+        header = "# Written by nurturehub: the embedded default (SQLite under this folder), see instance.py.\n"
+        tmp = config_file.with_suffix(f".yaml.{os.getpid()}.tmp")
+        tmp.write_text(header + yaml.safe_dump(instance_config(), sort_keys=False))
+        tmp.replace(config_file)  # atomic: two commands starting together never see half a file
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home

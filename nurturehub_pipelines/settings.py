@@ -1,0 +1,78 @@
+"""Settings read from the environment, with the defaults DESIGN.md promises."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def home() -> Path:
+    path = Path(os.environ.get("NURTUREHUB_HOME", "./.nurturehub")).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_url() -> str:
+    """The app database URL; a plain postgresql:// URL is mapped to the driver we ship (psycopg2)."""
+    return driver_url(os.environ.get("NURTUREHUB_DATABASE_URL") or f"sqlite:///{home() / 'nurturehub.db'}")
+
+
+def driver_url(url: str) -> str:
+    """SQLAlchemy 2.1 maps postgresql:// to psycopg 3; we ship psycopg2 (as dagster-postgres does)."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg2://" + url[len(plain) :]
+    return url
+
+
+def dagster_home() -> Path:
+    """DAGSTER_HOME for `nurturehub` commands: the embedded default lives under NURTUREHUB_HOME."""
+    path = Path(os.environ.get("DAGSTER_HOME") or home() / "dagster")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def secret_key() -> bytes:
+    """The raw secret: NURTUREHUB_SECRET_KEY, else one generated once into NURTUREHUB_HOME."""
+    value = os.environ.get("NURTUREHUB_SECRET_KEY")
+    if not value:
+        key_file = home() / "secret_key"
+        if not key_file.exists():
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(32))
+        value = key_file.read_text().strip()
+    return value.encode()
+
+
+def fernet_key() -> bytes:
+    """Fernet wants 32 url-safe base64 bytes; derive them so any secret string works."""
+    return base64.urlsafe_b64encode(hashlib.sha256(b"nurturehub-credentials:" + secret_key()).digest())
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    base_url: str
+    smtp_url: str | None
+    alert_from: str
+    failure_threshold: int
+
+    @classmethod
+    def from_env(cls) -> AlertSettings:
+        return cls(
+            base_url=os.environ.get("NURTUREHUB_BASE_URL", "http://localhost:8000").rstrip("/"),
+            smtp_url=os.environ.get("NURTUREHUB_SMTP_URL") or None,
+            alert_from=os.environ.get("NURTUREHUB_ALERT_FROM", "alerts@localhost"),
+            failure_threshold=int(os.environ.get("NURTUREHUB_FAILURE_THRESHOLD", "3")),
+        )
+
+
+def schedule_cron() -> str:
+    return os.environ.get("NURTUREHUB_SCHEDULE_CRON", "0 */4 * * *")
+
+
+SCHEDULE_TIMEZONE = "Europe/London"

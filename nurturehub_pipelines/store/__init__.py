@@ -1,0 +1,1 @@
+"""The app database: tables, migrations, and the queries the rest of the system shares."""

@@ -1,0 +1,164 @@
+"""Sync Now / Retry requests: durable rows that wait for the daemon, at most one active per integration.
+
+Lifecycle: `pending` (written by the web app) -> `launched` (the sensor yielded its RunRequest; `run_id`
+is filled in once Dagster has created the run) -> `finished` (its run wrote `sync_finished`, or ended
+without one) or `expired` (it outlived its time to live). Only `pending` and `launched` are active; a
+partial unique index allows one active request per integration, which is what makes the 409 race-safe.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, insert, select, update
+
+from nurturehub_pipelines.store.tables import crm_sync_log, integrations, sync_requests
+
+ACTIVE = ("pending", "launched")
+# A pending request waits this long for the daemon (an outage of hours must not lose it).
+PENDING_TTL = timedelta(hours=24)
+# A launched request whose run has said nothing for this long no longer blocks Sync Now.
+LAUNCHED_TTL = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    id: str
+    integration_id: int
+    trigger: str
+    requested_by: str | None
+    requested_at: datetime
+    status: str
+    run_id: str | None
+    launched_at: datetime | None
+
+    def expired(self, now: datetime) -> bool:
+        if self.status == "pending":
+            return now - self.requested_at >= PENDING_TTL
+        return now - (self.launched_at or self.requested_at) >= LAUNCHED_TTL
+
+
+_COLUMNS = (
+    sync_requests.c.id,
+    sync_requests.c.integration_id,
+    sync_requests.c.trigger,
+    sync_requests.c.requested_by,
+    sync_requests.c.requested_at,
+    sync_requests.c.status,
+    sync_requests.c.run_id,
+    sync_requests.c.launched_at,
+)
+
+
+def active_request(conn: Connection, integration_id: int) -> SyncRequest | None:
+    """The integration's one active request (served by the partial unique index)."""
+    row = conn.execute(
+        select(*_COLUMNS)
+        .where(sync_requests.c.integration_id == integration_id, sync_requests.c.status.in_(ACTIVE))
+        .limit(1)
+    ).first()
+    return SyncRequest(*row) if row else None
+
+
+def run_finished(conn: Connection, run_id: str) -> bool:
+    """Whether the run has written its `sync_finished` row (one seek on the partial run_id index)."""
+    return (
+        conn.execute(
+            select(crm_sync_log.c.id)
+            .where(crm_sync_log.c.run_id == run_id, crm_sync_log.c.event_type == "sync_finished")
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def still_active(conn: Connection, request: SyncRequest, now: datetime) -> bool:
+    """True while the request stands for a sync that is requested, queued or running."""
+    if request.expired(now):
+        return False
+    return request.status == "pending" or request.run_id is None or not run_finished(conn, request.run_id)
+
+
+def close(conn: Connection, request_id: str, status: str, now: datetime) -> None:
+    """Move an active request to `finished` or `expired`; a no-op if something closed it already."""
+    conn.execute(
+        update(sync_requests)
+        .where(sync_requests.c.id == request_id, sync_requests.c.status.in_(ACTIVE))
+        .values(status=status, finished_at=now)
+    )
+
+
+def settle(conn: Connection, integration_id: int, now: datetime) -> SyncRequest | None:
+    """The active request if it still stands; one that no longer does is closed first."""
+    request = active_request(conn, integration_id)
+    if request is None or still_active(conn, request, now):
+        return request
+    close(conn, request.id, "expired" if request.expired(now) else "finished", now)
+    return None
+
+
+def create(
+    conn: Connection, integration_id: int, trigger: str, requested_by: str | None, now: datetime
+) -> str:
+    """Insert a pending request and return its opaque id.
+
+    Raises IntegrityError when another request of the integration is active, including one inserted
+    concurrently: the caller's transaction must then be rolled back and the answer is 409.
+    """
+    request_id = str(uuid.uuid4())
+    conn.execute(
+        insert(sync_requests).values(
+            id=request_id,
+            integration_id=integration_id,
+            trigger=trigger,
+            requested_by=requested_by,
+            requested_at=now,
+            status="pending",
+        )
+    )
+    return request_id
+
+
+@dataclass(frozen=True)
+class Launchable:
+    """A request with what the sensor needs to build its run (job, config and tags)."""
+
+    request: SyncRequest
+    org_id: int
+    crm: str
+
+
+def with_status(conn: Connection, status: str, limit: int) -> list[Launchable]:
+    """The oldest requests in one status, joined to their integration (bounded: one tick's batch)."""
+    rows = conn.execute(
+        select(*_COLUMNS, integrations.c.org_id, integrations.c.crm)
+        .join(integrations, integrations.c.id == sync_requests.c.integration_id)
+        .where(sync_requests.c.status == status)
+        .order_by(sync_requests.c.requested_at, sync_requests.c.id)
+        .limit(limit)
+    ).all()
+    return [Launchable(SyncRequest(*row[:8]), org_id=row.org_id, crm=row.crm) for row in rows]
+
+
+def mark_launched(conn: Connection, request_id: str, now: datetime) -> None:
+    conn.execute(
+        update(sync_requests)
+        .where(sync_requests.c.id == request_id, sync_requests.c.status == "pending")
+        .values(status="launched", launched_at=now)
+    )
+
+
+def relaunched(conn: Connection, request_id: str, now: datetime) -> None:
+    """Restart the grace period of a launched request whose RunRequest was yielded again."""
+    conn.execute(
+        update(sync_requests)
+        .where(sync_requests.c.id == request_id, sync_requests.c.status == "launched")
+        .values(launched_at=now)
+    )
+
+
+def set_run_id(conn: Connection, request_id: str, run_id: str) -> None:
+    conn.execute(update(sync_requests).where(sync_requests.c.id == request_id).values(run_id=run_id))
+

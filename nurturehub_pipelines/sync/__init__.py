@@ -1,0 +1,1 @@
+"""The sync steps (auth -> contacts -> leads -> finish), cursors and bulk upserts."""

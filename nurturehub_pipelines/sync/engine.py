@@ -1,0 +1,225 @@
+"""One sync of one integration: the steps, each writing its `crm_sync_log` row.
+
+Pages are streamed: each page is mapped, upserted and committed before the next is fetched, so
+memory stays flat and a sync killed mid-way loses nothing (the cursor has not moved yet).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, update
+
+from crm_resources.core import CrmClient, CrmError, ErrorKind
+from crm_resources.records import SkipRecord
+from nurturehub_pipelines.store.accounts import Integration
+from nurturehub_pipelines.store.sync_log import write_event
+from nurturehub_pipelines.store.tables import contacts, integrations, leads, skipped_records
+from nurturehub_pipelines.sync import cursors
+from nurturehub_pipelines.sync.upsert import mark_missing_deleted, upsert_records
+
+log = logging.getLogger(__name__)
+
+STREAMS = {"contacts": ("contact_import", contacts), "leads": ("lead_update", leads)}
+SEVERITY = {"success": 0, "warning": 1, "error": 2}
+
+
+@dataclass
+class StepResult:
+    event_type: str
+    outcome: str
+    message: str
+    affected: int = 0
+    skipped: int = 0
+    read: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    skip_reasons: Counter[str] = field(default_factory=Counter)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "records_synced": self.affected,
+            "records_skipped": self.skipped,
+            "records_read": self.read,
+            "requests_made": self.requests,
+            "duration_seconds": round(self.seconds, 3),
+        }
+
+
+class StepFailed(Exception):
+    """A step failed and its rows (the step's and `sync_finished`) are written."""
+
+    def __init__(self, result: StepResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+class SyncSession:
+    def __init__(
+        self,
+        db: Engine,
+        integration: Integration,
+        client: CrmClient,
+        *,
+        run_id: str | None,
+        trigger: str,
+        full: bool,
+    ) -> None:
+        self.db = db
+        self.integration = integration
+        self.client = client
+        self.run_id = run_id
+        self.trigger = trigger
+        self.full = full
+
+    # -- steps --
+
+    def auth_refresh(self) -> StepResult:
+        return self._step("auth_refresh", self._auth)
+
+    def import_stream(self, stream: str) -> StepResult:
+        event_type, _ = STREAMS[stream]
+        return self._step(event_type, lambda: self._import(stream, event_type))
+
+    def finish(self, steps: list[StepResult]) -> StepResult:
+        outcome = max((s.outcome for s in steps), key=SEVERITY.__getitem__)
+        affected = sum(s.affected for s in steps)
+        skipped = sum(s.skipped for s in steps)
+        by_stream = {s.event_type: s for s in steps}
+        written = ", ".join(
+            plural(by_stream[event].affected, noun)
+            for event, noun in (("contact_import", "contact"), ("lead_update", "lead"))
+            if event in by_stream
+        )
+        message = f"Sync finished: {written} written"
+        if skipped:
+            reasons = Counter[str]()
+            for s in steps:
+                reasons.update(s.skip_reasons)
+            message += f"; {skipped:,} skipped: {reasons.most_common(1)[0][0]}"
+        result = StepResult("sync_finished", outcome, message, affected, skipped)
+        self._write(result)
+        return result
+
+    # -- machinery --
+
+    def _step(self, event_type: str, body: Any) -> StepResult:
+        started = time.monotonic()
+        requests_before = self.client.requests_made
+        try:
+            result: StepResult = body()
+        except Exception as exc:  # every failure ends as rows a person can read, never a lost run
+            error = exc if isinstance(exc, CrmError) else None
+            if error is None:
+                log.exception("%s failed inside NurtureHub", event_type)
+                message = (
+                    f"NurtureHub failed while running {event_type} ({type(exc).__name__}) — "
+                    "not a problem with your CRM; our engineers can see the details in the run log"
+                )
+            else:
+                message = error.message
+            result = StepResult(event_type, "error", message)
+            result.requests = self.client.requests_made - requests_before
+            result.seconds = time.monotonic() - started
+            self._write(result)
+            self._write(StepResult("sync_finished", "error", message))
+            if error is not None and error.kind is ErrorKind.RATE_LIMIT and error.retry_at:
+                self._rate_limited_until(error.retry_at)
+            raise StepFailed(result) from exc
+        result.requests = self.client.requests_made - requests_before
+        result.seconds = time.monotonic() - started
+        self._write(result)
+        return result
+
+    def _write(self, result: StepResult) -> None:
+        with self.db.begin() as conn:
+            write_event(
+                conn,
+                integration_id=self.integration.id,
+                run_id=self.run_id,
+                trigger=self.trigger,
+                event_type=result.event_type,
+                outcome=result.outcome,
+                message=result.message,
+                records_affected=result.affected,
+                records_skipped=result.skipped,
+            )
+
+    def _rate_limited_until(self, moment: datetime) -> None:
+        with self.db.begin() as conn:
+            conn.execute(
+                update(integrations).where(integrations.c.id == self.integration.id).values(rate_limited_until=moment)
+            )
+
+    def _auth(self) -> StepResult:
+        return StepResult("auth_refresh", "success", self.client.authenticate())
+
+    def _import(self, stream: str, event_type: str) -> StepResult:
+        spec = self.client.spec
+        table = STREAMS[stream][1]
+        mapper = spec.map_contact if stream == "contacts" else spec.map_lead
+        since = None
+        if not self.full and spec.since_param:
+            with self.db.connect() as conn:
+                since = cursors.read_from(conn, self.integration.id, stream)
+        result = StepResult(event_type, "success", "")
+        high_water: datetime | None = None
+        seen: set[str] = set()
+        for page in self.client.pages(stream, since):
+            records, skips = [], []
+            for raw in page.records:
+                try:
+                    if not isinstance(raw, Mapping):
+                        raise SkipRecord("record is not an object")
+                    record = mapper(raw, page.endpoint)
+                except SkipRecord as skip:
+                    raw_id = raw.get("id", raw.get("OID")) if isinstance(raw, Mapping) else None
+                    external_id = skip.external_id or (
+                        f"{page.endpoint.prefix}{raw_id}" if isinstance(raw_id, str | int) else None
+                    )
+                    skips.append(
+                        {
+                            "integration_id": self.integration.id,
+                            "run_id": self.run_id,
+                            "stream": stream,
+                            "external_id": external_id,
+                            "reason": skip.reason,
+                            "raw": raw if isinstance(raw, Mapping) else {"value": raw},
+                        }
+                    )
+                    result.skip_reasons[skip.reason] += 1
+                    continue
+                records.append(record)
+                seen.add(record.external_id)
+                if record.source_updated_at and (high_water is None or record.source_updated_at > high_water):
+                    high_water = record.source_updated_at
+            with self.db.begin() as conn:
+                result.affected += upsert_records(conn, table, self.integration.id, records)
+                if skips:
+                    conn.execute(insert(skipped_records), skips)
+            result.read += len(page.records)
+            result.skipped += len(skips)
+        if spec.missing_means_deleted and since is None:
+            with self.db.begin() as conn:
+                result.affected += mark_missing_deleted(conn, table, self.integration.id, seen)
+        if high_water is not None:
+            with self.db.begin() as conn:
+                cursors.advance(conn, self.integration.id, stream, high_water, full=since is None)
+        noun = "contact" if stream == "contacts" else "lead"
+        result.message = f"{plural(result.affected, noun)} written ({result.read:,} read)"
+        if result.skipped:
+            result.outcome = "warning"
+            reason, _ = result.skip_reasons.most_common(1)[0]
+            result.message += f"; {result.skipped:,} skipped: {reason}"
+        return result

@@ -1,0 +1,69 @@
+"""Bulk, idempotent upserts: one statement a page, and only changed rows are written or counted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import Connection, Table, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from crm_resources.records import Contact, Lead
+from nurturehub_pipelines.store.tables import utcnow
+
+
+def content_hash(raw: Any) -> str:
+    return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str, separators=(",", ":")).encode()).hexdigest()
+
+
+def dialect_insert(conn: Connection, table: Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    return insert(table)
+
+
+def upsert_records(
+    conn: Connection, table: Table, integration_id: int, records: Sequence[Contact | Lead]
+) -> int:
+    """Insert new records and update changed ones; returns how many rows were written.
+
+    An unchanged record (same raw content, same deleted flag) matches the conflict target but
+    fails the WHERE, so it is neither rewritten nor counted: overlapping reads are harmless.
+    """
+    if not records:
+        return 0
+    now = utcnow()
+    rows: dict[str, dict[str, Any]] = {}
+    for record in records:  # last one wins if a page repeats an id (one statement can't hit a row twice)
+        row = asdict(record)
+        row.update(integration_id=integration_id, content_hash=content_hash(record.raw), synced_at=now)
+        rows[record.external_id] = row
+    stmt = dialect_insert(conn, table)
+    changing = [c.name for c in table.columns if c.name not in ("id", "integration_id", "external_id")]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.integration_id, table.c.external_id],
+        set_={name: stmt.excluded[name] for name in changing},
+        where=or_(table.c.content_hash != stmt.excluded.content_hash, table.c.deleted != stmt.excluded.deleted),
+    ).returning(table.c.id)
+    return len(conn.execute(stmt, list(rows.values())).all())
+
+
+def mark_missing_deleted(conn: Connection, table: Table, integration_id: int, seen: Iterable[str]) -> int:
+    """After a complete full read: what the CRM no longer returns is marked deleted (agentOS)."""
+    present = set(seen)
+    stored = conn.execute(
+        select(table.c.external_id).where(table.c.integration_id == integration_id, table.c.deleted.is_(False))
+    ).scalars()
+    gone = [external_id for external_id in stored if external_id not in present]
+    for start in range(0, len(gone), 500):
+        conn.execute(
+            update(table)
+            .where(table.c.integration_id == integration_id, table.c.external_id.in_(gone[start : start + 500]))
+            .values(deleted=True, synced_at=utcnow())
+        )
+    return len(gone)

@@ -1,0 +1,1 @@
+"""The integrations page and its JSON API (Starlette)."""

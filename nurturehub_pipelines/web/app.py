@@ -1,0 +1,105 @@
+"""The Starlette app behind `nurturehub serve`: the integrations page, its JSON API and sign-in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nurturehub_pipelines import settings
+from nurturehub_pipelines.store import db
+from nurturehub_pipelines.web import auth, routes_api, routes_page
+
+SECURITY_HEADERS = {
+    # Scripts, styles and images come from this server only: no inline script, no CDN.
+    "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+}
+ERROR_TITLES = {403: "Not allowed", 404: "Not found", 405: "Not allowed", 422: "Not understood"}
+
+
+class SecurityHeaders:
+    """Adds the headers above to every answer, and no-store to everything but static files."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [(name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+                if not static:
+                    extra.append((b"cache-control", b"no-store"))
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """JSON under /api; for the page, a redirect to sign-in (401) or a short page saying what happened."""
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    if exc.status_code == 401:
+        target = request.url.path if request.method == "GET" else routes_page.PAGE
+        return RedirectResponse(f"/signin?next={quote(target)}", status_code=303)
+    context = {
+        "title": ERROR_TITLES.get(exc.status_code, "Something went wrong"),
+        "detail": exc.detail,
+        "user": None,
+        "csrf": None,
+    }
+    return routes_page.templates.TemplateResponse(
+        request, "error.html", context, status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def build_app(database_url: str | None = None) -> Starlette:
+    """The app on `database_url` (default: NURTUREHUB_DATABASE_URL); the schema must be migrated already."""
+    app = Starlette(
+        routes=[
+            *routes_api.routes,
+            *routes_page.routes,
+            Mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static"),
+        ],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(
+                SessionMiddleware,
+                secret_key=auth.session_secret(),
+                session_cookie=auth.SESSION_COOKIE,
+                max_age=auth.SESSION_MAX_AGE,
+                same_site="lax",
+                https_only=settings.AlertSettings.from_env().base_url.startswith("https://"),
+            ),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.engine = db.engine(database_url)
+    return app
+
+
+def serve(host: str, port: int) -> None:
+    """`nurturehub serve`: migrate the app database if needed, then serve until interrupted."""
+    import uvicorn
+
+    db.upgrade()
+    uvicorn.run(build_app(), host=host, port=port, http="h11", log_level="info", server_header=False)

@@ -1,0 +1,138 @@
+"""The integrations page (server-rendered, so it reads and works without JavaScript) and sign-in.
+
+Forms POST to page routes that answer with POST-redirect-GET and a one-time notice in the session; the
+page's script sends the same clicks to the JSON API instead and refreshes the cards from a partial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from nurturehub_pipelines import read_model
+from nurturehub_pipelines.read_model import Card, LogEvent
+from nurturehub_pipelines.web import auth
+from nurturehub_pipelines.web.routes_api import checked_request, engine_of, submitted_csrf
+
+PAGE = "/dashboard/settings/integrations"
+BADGE_LABELS = {"green": "Healthy", "amber": "Warnings", "red": "Action needed", "pending": "Not synced yet"}
+EVENT_LABELS = {
+    "auth_refresh": "Authentication",
+    "contact_import": "Contact import",
+    "lead_update": "Lead update",
+    "sync_finished": "Sync",
+    "sync_requested": "Sync request",
+}
+NOTICE_KINDS = {202: "ok", 409: "info", 429: "error"}
+
+
+def utc_text(value: datetime) -> str:
+    """What a reader without JavaScript sees; the script rewrites it in the viewer's own time zone."""
+    return f"{value.day} {value:%b %Y, %H:%M} UTC"
+
+
+templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+templates.env.filters["iso"] = read_model.iso
+templates.env.filters["utc_text"] = utc_text
+templates.env.globals.update(badge_labels=BADGE_LABELS, event_labels=EVENT_LABELS)
+
+
+@dataclass(frozen=True)
+class CardView:
+    card: Card
+    events: list[LogEvent]
+    flash: dict[str, str] | None
+
+
+def _cards_context(request: Request) -> dict[str, Any]:
+    engine = engine_of(request)
+    principal = auth.require_manager(engine, request)
+    flash = request.session.pop("flash", None)
+    with engine.connect() as conn:
+        cards = read_model.cards(conn, principal.user.org_id)
+        items = [
+            CardView(
+                card,
+                read_model.log_events(conn, card.id),
+                flash if flash and flash.get("id") == card.id else None,
+            )
+            for card in cards
+        ]
+    return {"user": principal.user, "csrf": auth.csrf_token(request), "items": items}
+
+
+def page(request: Request) -> Response:
+    return templates.TemplateResponse(request, "integrations.html", _cards_context(request))
+
+
+def cards_partial(request: Request) -> Response:
+    """The cards alone, for the page's script to swap in every few seconds."""
+    return templates.TemplateResponse(request, "_cards.html", _cards_context(request))
+
+
+async def page_sync(request: Request) -> Response:
+    """Sync Now / Retry from a plain form: do it, keep a notice for the card, redirect back (PRG)."""
+    submitted = await submitted_csrf(request)
+    ref, answer = await run_in_threadpool(checked_request, request, submitted)
+    request.session["flash"] = {"id": ref.id, "kind": NOTICE_KINDS[answer.status], "text": answer.message}
+    return RedirectResponse(f"{PAGE}#integration-{ref.id}", status_code=303)
+
+
+def signin_form(request: Request) -> Response:
+    return _signin_page(request, None, 200)
+
+
+def _signin_page(request: Request, error: str | None, status: int) -> Response:
+    context = {
+        "csrf": auth.csrf_token(request),
+        "next": auth.safe_next(request.query_params.get("next"), PAGE),
+        "error": error,
+        "user": None,
+    }
+    return templates.TemplateResponse(request, "signin.html", context, status_code=status)
+
+
+async def signin(request: Request) -> Response:
+    """Exchange a token for a session. A cross-site POST (its Origin says so) is refused: login CSRF."""
+    form = await request.form()
+    if not auth.same_origin(request):
+        return _signin_page(request, "This sign-in did not come from NurtureHub. Try again here.", 403)
+    token, target = form.get("token"), form.get("next")
+    user = await run_in_threadpool(auth.sign_in, engine_of(request), request, token if isinstance(token, str) else "")
+    if user is None:
+        return _signin_page(request, "That token was not recognised. Check it and try again.", 401)
+    return RedirectResponse(auth.safe_next(target if isinstance(target, str) else None, PAGE), status_code=303)
+
+
+async def signout(request: Request) -> Response:
+    form = await request.form()
+    submitted = form.get(auth.CSRF_FIELD)
+    principal = await run_in_threadpool(auth.authenticate, engine_of(request), request)
+    if principal is not None:
+        auth.require_csrf(request, principal, submitted if isinstance(submitted, str) else None)
+    request.session.clear()
+    return RedirectResponse("/signin", status_code=303)
+
+
+def home(_request: Request) -> Response:
+    return RedirectResponse(PAGE, status_code=303)
+
+
+routes = [
+    Route("/", home, methods=["GET"]),
+    Route(PAGE, page, methods=["GET"]),
+    Route(f"{PAGE}/cards", cards_partial, methods=["GET"]),
+    Route(PAGE + "/{id}/sync", page_sync, methods=["POST"]),
+    Route(PAGE + "/{id}/errors/{log_id}/retry", page_sync, methods=["POST"]),
+    Route("/signin", signin_form, methods=["GET"]),
+    Route("/signin", signin, methods=["POST"]),
+    Route("/signout", signout, methods=["POST"]),
+]

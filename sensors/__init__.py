@@ -1,0 +1,1 @@
+"""Run-status and request sensors: failure streaks and alerts, and Sync Now requests."""

@@ -1,0 +1,127 @@
+"""Sync Now and Retry: turn each pending sync request into a full-sync run of its integration's job.
+
+The request row is the durable part: while the daemon is down it just waits. Each tick
+- launches pending requests: one RunRequest each (run_key = request id, so a second yield of the same
+  request can never start a second run), marked `launched` in the same transaction that decides to yield;
+- follows launched requests: finds the run by its request tag, and closes the request once its run has
+  written `sync_finished` or ended without one (the failure sensor writes that row for it). A launched
+  request with no run after a minute (a daemon that died between this tick and run creation) is yielded
+  again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+
+from dagster import (
+    DagsterInstance,
+    DefaultSensorStatus,
+    JobDefinition,
+    RunRequest,
+    RunsFilter,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+from sqlalchemy import Connection
+
+from nurturehub_pipelines import run_contract
+from nurturehub_pipelines.jobs import SYNC_JOBS
+from nurturehub_pipelines.store import db, sync_requests
+from nurturehub_pipelines.store.sync_log import write_event
+from nurturehub_pipelines.store.sync_requests import Launchable
+from nurturehub_pipelines.store.tables import utcnow
+
+PENDING_BATCH = 25  # launched per tick; the rest wait two seconds
+FOLLOW_BATCH = 100  # at most one active request per integration, so this covers every running one
+RELAUNCH_AFTER = timedelta(seconds=60)
+
+
+def run_request(item: Launchable) -> RunRequest:
+    request = item.request
+    tags = run_contract.run_tags(request.integration_id, item.org_id, item.crm, request.trigger)
+    return RunRequest(
+        run_key=request.id,
+        job_name=run_contract.job_name(item.crm),
+        run_config=run_contract.run_config(request.integration_id, full=True),
+        tags={**tags, run_contract.TAG_REQUEST: request.id},
+    )
+
+
+def launch_pending(conn: Connection, now: datetime, job_names: set[str]) -> Iterator[RunRequest]:
+    for item in sync_requests.with_status(conn, "pending", PENDING_BATCH):
+        request = item.request
+        if request.expired(now):
+            sync_requests.close(conn, request.id, "expired", now)
+        elif run_contract.job_name(item.crm) not in job_names:
+            write_event(
+                conn,
+                integration_id=request.integration_id,
+                event_type="sync_requested",
+                outcome="error",
+                message=f"The requested sync could not start: NurtureHub has no sync job for {item.crm}",
+                trigger=request.trigger,
+                occurred_at=now,
+            )
+            sync_requests.close(conn, request.id, "expired", now)
+        else:
+            yield run_request(item)
+            sync_requests.mark_launched(conn, request.id, now)
+
+
+def follow_launched(instance: DagsterInstance, conn: Connection, now: datetime) -> Iterator[RunRequest]:
+    for item in sync_requests.with_status(conn, "launched", FOLLOW_BATCH):
+        request, run_id = item.request, item.request.run_id
+        if run_id is None:
+            runs = instance.get_runs(filters=RunsFilter(tags={run_contract.TAG_REQUEST: request.id}), limit=1)
+            if runs:
+                run_id = runs[0].run_id
+                sync_requests.set_run_id(conn, request.id, run_id)
+            elif request.expired(now):
+                sync_requests.close(conn, request.id, "expired", now)
+                continue
+            else:
+                if now - (request.launched_at or request.requested_at) >= RELAUNCH_AFTER:
+                    yield run_request(item)
+                    sync_requests.relaunched(conn, request.id, now)
+                continue
+        if sync_requests.run_finished(conn, run_id):
+            sync_requests.close(conn, request.id, "finished", now)
+            continue
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            sync_requests.close(conn, request.id, "finished", now)
+        elif request.expired(now):
+            sync_requests.close(conn, request.id, "expired", now)
+
+
+def evaluate(instance: DagsterInstance, job_names: set[str], now: datetime | None = None) -> list[RunRequest]:
+    """One tick: every decision and its mark commit together, before Dagster sees the run requests."""
+    now = now or utcnow()
+    with db.engine().begin() as conn:
+        return [*follow_launched(instance, conn, now), *launch_pending(conn, now, job_names)]
+
+
+def build_sync_request_sensor(jobs: Sequence[JobDefinition]) -> SensorDefinition:
+    job_names = {job.name for job in jobs}
+
+    @sensor(
+        name="sync_request_sensor",
+        jobs=list(jobs),
+        minimum_interval_seconds=2,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Starts a full sync for each Sync Now / Retry request (sync_requests table).",
+    )
+    def sync_request_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        run_requests = evaluate(context.instance, job_names)
+        if not run_requests:
+            return SkipReason("No sync request is waiting.")
+        return SensorResult(run_requests=run_requests)
+
+    return sync_request_sensor
+
+
+sync_request_sensor = build_sync_request_sensor(SYNC_JOBS)
