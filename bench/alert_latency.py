@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -154,6 +155,11 @@ def main() -> None:
             f"latency from the 3rd failures' commit: first {latencies[0]:.1f} s, "
             f"median {statistics.median(latencies):.1f} s, last {latencies[-1]:.1f} s (promise: 60 s)"
         )
+        keep = False
+    except BaseException:
+        keep = True
+        print(f"kept {work} (daemon.log)", file=sys.stderr)
+        raise
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         try:
@@ -165,6 +171,8 @@ def main() -> None:
         if pg_name:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

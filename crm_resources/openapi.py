@@ -95,5 +95,7 @@ class OpenApiResource(CrmResource):
         if credentials.get("token"):
             auth = HeaderAuth.bearer(credentials["token"])
         else:
-            auth = OAuth2ClientCredentials(f"{base_url}/oauth/token", credentials["client_id"], credentials["client_secret"])
+            auth = OAuth2ClientCredentials(
+                f"{base_url}/oauth/token", credentials["client_id"], credentials["client_secret"]
+            )
         return base_url, auth, {}, {}

@@ -29,7 +29,9 @@ def map_contact(raw: Mapping[str, Any], endpoint: Endpoint) -> r.Contact:
 def map_lead(raw: Mapping[str, Any], endpoint: Endpoint) -> r.Lead:
     external_id = r.record_id(raw, "id", endpoint.prefix)
     related = raw.get("related")
-    contact_id = related[0].get("id") if isinstance(related, list) and related and isinstance(related[0], dict) else None
+    contact_id = (
+        related[0].get("id") if isinstance(related, list) and related and isinstance(related[0], dict) else None
+    )
     return r.Lead(
         external_id=external_id,
         contact_external_id=str(contact_id) if contact_id not in (None, "") else None,

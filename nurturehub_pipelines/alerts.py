@@ -139,35 +139,71 @@ def _after(row: Any, other: Any) -> Any:
     return tuple_(row.c.occurred_at, row.c.id) > tuple_(other.c.occurred_at, other.c.id)
 
 
+def _newest_finished_outcome(integration_id: Any, before: Any = None) -> Any:
+    """The outcome of the integration's newest `sync_finished` row (before `before`): a short backward seek."""
+    prior = crm_sync_log.alias("prior")
+    query = select(prior.c.outcome).where(
+        prior.c.integration_id == integration_id, prior.c.event_type == "sync_finished"
+    )
+    if before is not None:
+        query = query.where(_after(before, prior))
+    return query.order_by(prior.c.occurred_at.desc(), prior.c.id.desc()).limit(1).scalar_subquery()
+
+
 def streaks(conn: Connection, integration_ids: Sequence[int], fresh_after: int | None = None) -> list[Streak]:
     """Current streaks of these integrations, and the streaks ended by a completed row above `fresh_after`.
 
-    Two queries for the whole batch. A failed row belongs to the current streak when no completed row
-    follows it; to a fresh completed row's streak when no completed row lies between them. The ended ones
-    let a streak that reached the threshold and ended between two evaluations still raise its alert.
+    A batch of integrations costs four queries. First the integrations whose newest sync is a failure, and
+    the fresh completed rows that directly follow a failure (both cheap seeks: most syncs succeed, and they
+    stop there). Then the failed rows of those: a failed row belongs to the current streak when no
+    completed row follows it, and to a fresh completed row's streak when no completed row lies between
+    them. The ended ones let a streak that reached the threshold and ended between two evaluations still
+    raise its alert.
     """
     failed, later, ender, between = (crm_sync_log.alias(name) for name in ("failed", "later", "ender", "mid"))
-    columns = (failed.c.integration_id, failed.c.id, failed.c.occurred_at, failed.c.message)
-    is_failure = and_(
-        failed.c.integration_id.in_(integration_ids),
-        failed.c.event_type == "sync_finished",
-        failed.c.outcome == "error",
+    failing = (
+        conn.execute(
+            select(integrations.c.id).where(
+                integrations.c.id.in_(integration_ids), _newest_finished_outcome(integrations.c.id) == "error"
+            )
+        )
+        .scalars()
+        .all()
     )
-    groups: dict[tuple[int, int | None], list[Any]] = defaultdict(list)
-    current = select(*columns).where(
-        is_failure,
-        ~exists().where(later.c.integration_id == failed.c.integration_id, _completed(later), _after(later, failed)),
-    )
-    for row in conn.execute(current):
-        groups[(row.integration_id, None)].append(row)
+    enders = []
     if fresh_after is not None:
+        enders = (
+            conn.execute(
+                select(ender.c.id).where(
+                    ender.c.integration_id.in_(integration_ids),
+                    ender.c.id > fresh_after,
+                    _completed(ender),
+                    _newest_finished_outcome(ender.c.integration_id, before=ender) == "error",
+                )
+            )
+            .scalars()
+            .all()
+        )
+    columns = (failed.c.integration_id, failed.c.id, failed.c.occurred_at, failed.c.message)
+    is_failure = and_(failed.c.event_type == "sync_finished", failed.c.outcome == "error")
+    groups: dict[tuple[int, int | None], list[Any]] = defaultdict(list)
+    if failing:
+        current = select(*columns).where(
+            failed.c.integration_id.in_(failing),
+            is_failure,
+            ~exists().where(
+                later.c.integration_id == failed.c.integration_id, _completed(later), _after(later, failed)
+            ),
+        )
+        for row in conn.execute(current):
+            groups[(row.integration_id, None)].append(row)
+    if enders:
         ended = (
             select(ender.c.id.label("ender_id"), *columns)
             .select_from(failed.join(ender, ender.c.integration_id == failed.c.integration_id))
             .where(
+                ender.c.id.in_(enders),
                 is_failure,
-                ender.c.id > fresh_after,
-                _completed(ender),
                 _after(ender, failed),
                 ~exists().where(
                     between.c.integration_id == failed.c.integration_id,
@@ -467,11 +503,15 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), RETRY_CAP_SECONDS))
 
 
-def _claim(engine: Engine, now: datetime, limit: int) -> list[Any]:
-    """Take due unsent rows for one lease; SKIP LOCKED keeps two senders off the same rows on PostgreSQL."""
+def _claim(engine: Engine, now: datetime, limit: int, skip: Iterable[int] = ()) -> list[Any]:
+    """Take due unsent rows for one lease; SKIP LOCKED keeps two senders off the same rows on PostgreSQL.
+
+    `skip`: rows this delivery already tried, so one call never sends a row twice.
+    """
     due = and_(
         alert_outbox.c.sent_at.is_(None),
         or_(alert_outbox.c.next_attempt_at.is_(None), alert_outbox.c.next_attempt_at <= now),
+        alert_outbox.c.id.not_in(list(skip)),
     )
     ids = select(alert_outbox.c.id).where(due).order_by(alert_outbox.c.id).limit(limit)
     with engine.begin() as conn:
@@ -539,11 +579,13 @@ def deliver(engine: Engine, settings: AlertSettings, batch: int = 100, budget_se
     sent = failed = 0
     deadline = time.monotonic() + budget_seconds
     client: smtplib.SMTP | None = None
+    tried: set[int] = set()
     try:
         while time.monotonic() < deadline:
-            rows = _claim(engine, utcnow(), batch)
+            rows = _claim(engine, utcnow(), batch, tried)
             if not rows:
                 break
+            tried.update(row.id for row in rows)
             if client is None:
                 try:
                     client = _connect(target)

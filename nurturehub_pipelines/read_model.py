@@ -150,9 +150,7 @@ _NEWEST = (crm_sync_log.c.occurred_at.desc(), crm_sync_log.c.id.desc())
 
 
 def integration_refs(conn: Connection, org_id: int) -> list[IntegrationRef]:
-    rows = conn.execute(
-        select(*_REF_COLUMNS).where(integrations.c.org_id == org_id).order_by(integrations.c.id)
-    ).all()
+    rows = conn.execute(select(*_REF_COLUMNS).where(integrations.c.org_id == org_id).order_by(integrations.c.id)).all()
     return [IntegrationRef(*row) for row in rows]
 
 
@@ -184,9 +182,7 @@ def error_event(conn: Connection, integration_id: int, log_id: int) -> LogEvent 
     return LogEvent(*row) if row else None
 
 
-def _newest_of_kind(
-    conn: Connection, integration_id: int, event_type: str, outcome: str, limit: int
-) -> list[LogEvent]:
+def _newest_of_kind(conn: Connection, integration_id: int, event_type: str, outcome: str, limit: int) -> list[LogEvent]:
     """Equality on the first three columns of the kind index, then a backward walk: a pure seek."""
     rows = conn.execute(
         select(*_LOG_COLUMNS)
@@ -261,7 +257,7 @@ def next_sync_at(now: datetime) -> datetime:
 
 
 def london_time(value: datetime, now: datetime) -> str:
-    """"09:00" today, "09:00 on 3 March" before that (the UK agency's own clock, as in the alerts)."""
+    """ "09:00" today, "09:00 on 3 March" before that (the UK agency's own clock, as in the alerts)."""
     local, today = value.astimezone(LONDON), now.astimezone(LONDON)
     if local.date() == today.date():
         return local.strftime("%H:%M")

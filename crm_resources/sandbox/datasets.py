@@ -294,6 +294,7 @@ class StreamData:
     def __init__(self, size: int, malformed: int = 0) -> None:
         self.size, self.malformed = size, malformed
         self.overlay: dict[int, Mutation] = {}
+        self._by_time: list[tuple[datetime, int]] = []
 
     def bounds(self, part: int | None) -> tuple[int, int]:
         """Slot range of a whole stream (part None) or of one endpoint of a stream split in two.
@@ -325,7 +326,7 @@ class StreamData:
         """The records a query sees: modified >= ``since``, in modified or slot (id) order."""
         lo, hi = self.bounds(part)
         start = lo if since is None else min(hi, max(lo, first_slot_since(since)))
-        mine = sorted((m.at, s) for s, m in self.overlay.items() if lo <= s < hi)
+        mine = [(at, s) for at, s in self._by_time if lo <= s < hi]
 
         def shown(slot: int) -> bool:
             mutation = self.overlay[slot]
@@ -355,4 +356,5 @@ class StreamData:
         for slot in chosen:
             previous = self.overlay.get(slot)
             self.overlay[slot] = Mutation(at=at, version=(previous.version if previous else 0) + 1, deleted=delete)
+        self._by_time = sorted((m.at, s) for s, m in self.overlay.items())
         return chosen

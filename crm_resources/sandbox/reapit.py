@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from .credentials import SANDBOX_CREDENTIALS
 from .datasets import Item
@@ -35,9 +35,8 @@ class ReapitSimulator(Simulator):
 
     def invalid(self, exc: InvalidParameter) -> Response:
         """Reapit refuses bad parameters with 422 and a per-field ``errors`` list."""
-        payload = self.error_body(422, "One or more parameters are invalid.", "")
-        payload["errors"] = [{"field": exc.field, "message": exc.message}]
-        return JSONResponse(payload, status_code=422)
+        errors = [{"field": exc.field, "message": exc.message}]
+        return self.error(422, "One or more parameters are invalid.", extra={"errors": errors})
 
     def authenticate(self, request: Request) -> Response | None:
         if not self.bearer_valid(request):

@@ -165,6 +165,8 @@ class Simulator(ABC):
     jwt_tokens: ClassVar[bool] = False
     media_type: ClassVar[str] = "application/json"
     error_media_type: ClassVar[str] = "application/json"
+    token_path: ClassVar[str | None] = None
+    token_form_client_id: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.state = CrmState(
@@ -173,9 +175,6 @@ class Simulator(ABC):
             block_after=self.block_after,
             token_factory=jwt_like_token if self.jwt_tokens else opaque_token,
         )
-
-    token_path: ClassVar[str | None] = None
-    token_form_client_id: ClassVar[bool] = False
 
     # --- what each CRM defines -------------------------------------------------------------------
     @abstractmethod
@@ -203,9 +202,16 @@ class Simulator(ABC):
         """A 200 JSON answer in the CRM's media type."""
         return JSONResponse(body, headers=headers, media_type=self.media_type)
 
-    def error(self, status: int, message: str, code: str = "", headers: dict[str, str] | None = None) -> Response:
-        """An error in the CRM's shape."""
-        body = self.error_body(status, message, code or _default_code(status))
+    def error(
+        self,
+        status: int,
+        message: str,
+        code: str = "",
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Response:
+        """An error in the CRM's shape (``extra`` adds fields, e.g. Reapit's 422 ``errors``)."""
+        body = self.error_body(status, message, code or _default_code(status)) | (extra or {})
         return JSONResponse(body, status_code=status, headers=headers, media_type=self.error_media_type)
 
     def invalid(self, exc: InvalidParameter) -> Response:
@@ -235,7 +241,7 @@ class Simulator(ABC):
     # --- the pipeline ---------------------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
         """The token route (if any) and each endpoint's route (a trailing slash is optional)."""
-        routes = []
+        routes: list[BaseRoute] = []
         if self.token_path:
             routes.append(self.route(self.token_path, self.token, "token", method="POST", guarded=False))
         for endpoint in self.endpoints:
@@ -292,13 +298,10 @@ class Simulator(ABC):
     async def token(self, request: Request) -> Response:
         """OAuth2 client-credentials grant: Basic auth, form ``grant_type=client_credentials``."""
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
-        client_id, client_secret = (
-            SANDBOX_CREDENTIALS[self.crm]["client_id"],
-            SANDBOX_CREDENTIALS[self.crm]["client_secret"],
-        )
+        creds = SANDBOX_CREDENTIALS[self.crm]
         credentials = basic_credentials(request.headers.get("authorization"))
-        if credentials != (client_id, client_secret) or (
-            self.token_form_client_id and form.get("client_id", [""])[0] != client_id
+        if credentials != (creds["client_id"], creds["client_secret"]) or (
+            self.token_form_client_id and form.get("client_id", [""])[0] != creds["client_id"]
         ):
             return self.error(401, "Invalid client credentials.", "invalid_client")
         if form.get("grant_type", [""])[0] != "client_credentials":

@@ -99,9 +99,7 @@ def settle(conn: Connection, integration_id: int, now: datetime) -> SyncRequest 
     return None
 
 
-def create(
-    conn: Connection, integration_id: int, trigger: str, requested_by: str | None, now: datetime
-) -> str:
+def create(conn: Connection, integration_id: int, trigger: str, requested_by: str | None, now: datetime) -> str:
     """Insert a pending request and return its opaque id.
 
     Raises IntegrityError when another request of the integration is active, including one inserted
@@ -161,4 +159,3 @@ def relaunched(conn: Connection, request_id: str, now: datetime) -> None:
 
 def set_run_id(conn: Connection, request_id: str, run_id: str) -> None:
     conn.execute(update(sync_requests).where(sync_requests.c.id == request_id).values(run_id=run_id))
-

@@ -199,6 +199,8 @@ class SyncSession:
                         }
                     )
                     result.skip_reasons[skip.reason] += 1
+                    if external_id:  # still there at the CRM: never read as gone (deleted)
+                        seen.add(external_id)
                     continue
                 records.append(record)
                 seen.add(record.external_id)

@@ -69,4 +69,3 @@ def request_sync(engine: Engine, ref: IntegrationRef, email: str, trigger: str) 
     except IntegrityError:
         return _busy(ref)
     return SyncAnswer(202, f"{label} requested: {ref.display_name} will sync in a few seconds.", request_id)
-

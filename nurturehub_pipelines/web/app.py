@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import quote
 
 from starlette.applications import Starlette
@@ -78,7 +77,7 @@ def build_app(database_url: str | None = None) -> Starlette:
         routes=[
             *routes_api.routes,
             *routes_page.routes,
-            Mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static"),
+            Mount("/static", StaticFiles(directory=str(routes_page.STATIC)), name="static"),
         ],
         middleware=[
             Middleware(SecurityHeaders),

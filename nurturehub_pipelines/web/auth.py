@@ -113,11 +113,18 @@ def csrf_ok(request: Request, principal: Principal, submitted: str | None) -> bo
 
 
 def same_origin(request: Request) -> bool:
-    """For the sign-in POST: a browser sends Origin (or Referer) on a cross-site form; refuse those."""
+    """For the sign-in POST: a browser sends Origin (or Referer) on a cross-site form; refuse those.
+
+    Our own origin is the Host the request came to, or NURTUREHUB_BASE_URL's (behind a proxy).
+    """
     source = request.headers.get("origin") or request.headers.get("referer")
-    if not source or source == "null":
-        return source is None
-    return urlsplit(source).netloc == request.headers.get("host", request.url.netloc)
+    if source is None:
+        return True  # not a browser's cross-site form: those always say where they come from
+    ours = {
+        request.headers.get("host", request.url.netloc),
+        urlsplit(settings.AlertSettings.from_env().base_url).netloc,
+    }
+    return urlsplit(source).netloc in ours
 
 
 def safe_next(target: str | None, default: str) -> str:
@@ -131,9 +138,7 @@ def require_manager(engine: Engine, request: Request) -> Principal:
     """Steps 1 and 2 of the access checks: 401 without valid credentials, 403 for a member."""
     principal = authenticate(engine, request)
     if principal is None:
-        raise HTTPException(
-            401, "Sign in first: send Authorization: Bearer <token>.", {"WWW-Authenticate": "Bearer"}
-        )
+        raise HTTPException(401, "Sign in first: send Authorization: Bearer <token>.", {"WWW-Authenticate": "Bearer"})
     if not principal.may_manage:
         raise HTTPException(403, "Only the organisation's owner and admins can manage integrations.")
     return principal

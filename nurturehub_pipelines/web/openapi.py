@@ -176,9 +176,7 @@ def openapi_document() -> dict[str, Any]:
                             {
                                 "type": "object",
                                 "required": ["events"],
-                                "properties": {
-                                    "events": {"type": "array", "maxItems": 100, "items": _ref("LogEvent")}
-                                },
+                                "properties": {"events": {"type": "array", "maxItems": 100, "items": _ref("LogEvent")}},
                             },
                         ),
                         **_ACCESS,

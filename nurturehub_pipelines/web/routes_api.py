@@ -56,9 +56,7 @@ def integration_log(request: Request) -> Response:
 
 async def submitted_csrf(request: Request) -> str | None:
     """A CSRF token sent as a form field (the header is read by auth.csrf_ok)."""
-    if request.headers.get("content-type", "").startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
-    ):
+    if request.headers.get("content-type", "").startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
         value = (await request.form()).get(auth.CSRF_FIELD)
         return value if isinstance(value, str) else None
     return None

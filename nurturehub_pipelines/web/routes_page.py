@@ -6,6 +6,7 @@ page's script sends the same clicks to the JSON API instead and refreshes the ca
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,10 +40,20 @@ def utc_text(value: datetime) -> str:
     return f"{value.day} {value:%b %Y, %H:%M} UTC"
 
 
+STATIC = Path(__file__).with_name("static")
+# A content hash in every static URL: a new release's CSS or JS is never served from an old cache.
+STATIC_VERSION = hashlib.sha256(b"".join(f.read_bytes() for f in sorted(STATIC.iterdir()))).hexdigest()[:10]
+
+
+def static(name: str) -> str:
+    """A root-relative URL (right behind any proxy, unlike an absolute url_for)."""
+    return f"/static/{name}?v={STATIC_VERSION}"
+
+
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 templates.env.filters["iso"] = read_model.iso
 templates.env.filters["utc_text"] = utc_text
-templates.env.globals.update(badge_labels=BADGE_LABELS, event_labels=EVENT_LABELS)
+templates.env.globals.update(badge_labels=BADGE_LABELS, event_labels=EVENT_LABELS, static=static)
 
 
 @dataclass(frozen=True)

@@ -268,6 +268,63 @@ def test_a_page_that_repeats_one_already_read_stops_the_stream(
     assert len(control.requests(crm)) <= 3
 
 
+@pytest.mark.parametrize("crm", CRMS)
+def test_a_refused_request_names_the_crm_the_endpoint_and_its_words_and_is_not_retried(
+    crm: str, sandbox: SandboxServer, control: SandboxControl
+) -> None:
+    """Each sandbox refuses a page size over its cap with a 400 (Reapit: 422) in that CRM's own error body."""
+    with client(crm, sandbox, page_size=5000) as c, pytest.raises(CrmError) as caught:
+        read_all(c, "contacts")
+    message = caught.value.message
+    assert caught.value.kind is ErrorKind.UPSTREAM
+    assert REGISTRY[crm].spec.crm_name in message and "must be between" in message
+    assert re.search(r"HTTP 4(00|22)", message), message
+    assert "Traceback" not in message and "{" not in message
+    assert [q["status"] for q in control.requests(crm) if q["method"] == "GET"] in ([400], [422])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"errors": [{"code": "ServerError", "message": "Alto is having a moment"}]},
+        {"type": "about:blank", "title": "Server Error", "status": 500, "detail": "Alto is having a moment"},
+    ],
+    ids=["errors", "problem-details"],
+)
+def test_alto_error_words_come_from_either_error_body(body: dict[str, Any]) -> None:
+    def alto(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/token"):
+            return httpx.Response(200, json={"access_token": "t", "token_type": "Bearer", "expires_in": 3600})
+        return httpx.Response(500, json=body)
+
+    res = REGISTRY["alto"](base_url="http://alto.test", client_id="i", client_secret="s", **FAST)
+    res._transport = httpx.MockTransport(alto)
+    with res.client({"agency_ref": "a"}, {}) as c, pytest.raises(CrmError) as caught:
+        read_all(c, "contacts")
+    assert "Alto answered /contacts/all with HTTP 500 (Alto is having a moment)" in caught.value.message
+
+
+@pytest.mark.parametrize("retry_after,wait", [(None, 60.0), ("7", 7.0)])
+def test_agentos_waits_60_s_after_a_429_without_retry_after(
+    retry_after: str | None, wait: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With production tuning: a bare 429 waits agentOS's 60 s; a Retry-After is honoured."""
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    answers = iter([httpx.Response(429, json={"Message": "slow down"}, headers=dict(
+        [("Retry-After", retry_after)] if retry_after else []
+    ))])
+
+    def agentos(request: httpx.Request) -> httpx.Response:
+        return next(answers, None) or httpx.Response(200, json={"Count": 1, "Data": [{"OID": "x"}]})
+
+    res = REGISTRY["agentos"](base_url="http://agentos.test")
+    res._transport = httpx.MockTransport(agentos)
+    with res.client({"short_name": "s"}, {"api_key": "k"}) as c:
+        assert [p.external_id for p in read_all(c, "contacts")] == ["landlord:x", "tenant:x"]
+    assert slept == [wait]
+
+
 @pytest.mark.parametrize(
     "link",
     [
@@ -276,14 +333,14 @@ def test_a_page_that_repeats_one_already_read_stops_the_stream(
         "/people?page[number]=2&page[size]=2",  # relative to the base URL
     ],
 )
-def test_street_follows_a_next_link_however_it_is_written(link: str) -> None:
+def test_street_follows_a_next_link_however_it_is_written_and_stops_at_total_pages(link: str) -> None:
     asked: list[str] = []
 
     def street(request: httpx.Request) -> httpx.Response:
         asked.append(request.url.path + "?" + request.url.query.decode())
         number = int(request.url.params["page[number]"])
         record = {"id": str(number), "type": "person", "attributes": {"updated_at": "2026-01-01T00:00:00Z"}}
-        links = {"next": link} if number == 1 else {}
+        links = {"next": link if number == 1 else link.replace("=2", "=3")}  # page 2 still says "next"
         meta = {"pagination": {"total": 2, "count": 1, "per_page": 1, "current_page": number, "total_pages": 2}}
         return httpx.Response(200, json={"data": [record], "links": links, "meta": meta})
 
@@ -291,7 +348,7 @@ def test_street_follows_a_next_link_however_it_is_written(link: str) -> None:
     res._transport = httpx.MockTransport(street)
     with res.client({}, {"api_token": "t"}) as c:
         ids = [p.external_id for p in read_all(c, "contacts")]
-    assert ids == ["1", "2"]
+    assert ids == ["1", "2"]  # total_pages ends it, though page 2 still links to a page 3
     assert [a.split("?")[0] for a in asked] == ["/open-api/v1/people"] * 2
 
 

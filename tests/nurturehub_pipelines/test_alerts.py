@@ -43,6 +43,8 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpCapture]:
 def org(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Org:
     """An organisation with an owner, an admin and a member: only the owner may be emailed."""
     monkeypatch.setenv("NURTUREHUB_BASE_URL", BASE_URL + "/")
+    for default in ("NURTUREHUB_ALERT_FROM", "NURTUREHUB_FAILURE_THRESHOLD"):
+        monkeypatch.delenv(default, raising=False)
     with db.engine().begin() as conn:
         created = accounts.create_org(conn, "Harbour Lettings", OWNER)
         accounts.add_user(conn, created["org_id"], "admin@harbour.example", "admin")
@@ -94,6 +96,7 @@ def test_third_failure_emails_the_owner_only_with_crm_count_error_and_link(org: 
     [mail] = smtp.wait_for(1)
     assert mail.rcpt_tos == (OWNER,)
     assert mail.message["To"] == OWNER
+    assert mail.mail_from == mail.message["From"] == "alerts@localhost"  # NURTUREHUB_ALERT_FROM's default
     assert "Reapit (Head office)" in mail.subject and "3 times in a row" in mail.subject
     assert "3 times in a row" in mail.body
     assert "Reapit rejected the credentials: reconnect Reapit" in mail.body

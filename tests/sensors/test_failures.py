@@ -94,6 +94,7 @@ def agency(db_url: str, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("REAPIT_CLIENT_ID", SANDBOX_CREDENTIALS["reapit"]["client_id"])
     monkeypatch.setenv("REAPIT_CLIENT_SECRET", SANDBOX_CREDENTIALS["reapit"]["client_secret"])
     monkeypatch.setenv("NURTUREHUB_BASE_URL", "https://app.nurturehub.example")
+    monkeypatch.delenv("NURTUREHUB_FAILURE_THRESHOLD", raising=False)
     control = SandboxControl(sandbox.root_url)
     control.reset()
     control.dataset("reapit", contacts=3, leads=2)
@@ -243,10 +244,10 @@ def test_a_sync_process_killed_mid_run_counts_as_a_failure_with_its_row(
     agency: Agency, embedded_instance: DagsterInstance, smtp: SmtpCapture
 ) -> None:
     """Launched as the daemon launches it: a code server starts the run worker; we SIGKILL the worker."""
-    agency.instance = embedded_instance
     integration = agency.integration()
     for _ in range(2):
         assert not agency.sync(integration)
+    agency.instance = embedded_instance
     agency.reconnect(integration)
     agency.control.fault("reapit", "delay", stream="contacts", seconds=30, times=-1)  # hangs mid-run
 

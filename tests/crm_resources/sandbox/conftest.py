@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
+from sandbox_drivers import DRIVERS, Driver
 
-_ROOT = Path(__file__).resolve().parents[3]
-if str(_ROOT) not in sys.path:  # the repo root, when pytest is not run as ``python -m pytest``
-    sys.path.insert(0, str(_ROOT))
-
-from sandbox_drivers import DRIVERS, Driver  # noqa: E402
-
-from crm_resources.sandbox import SandboxControl, SandboxServer  # noqa: E402
+from crm_resources.sandbox import SandboxControl, SandboxServer
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,9 @@ from sandbox_drivers import Driver
 from crm_resources.sandbox import SANDBOX_CREDENTIALS, SandboxControl
 
 DriverFor = Callable[[str], Driver]
-SINCE_AFTER_BASE = "2026-06-01T00:00:00Z"  # after every base record of a small dataset, before any touch
+# Base records of the default dataset are 2026-01-01T00:00Z + slot minutes (slots 0..249); a touch is
+# stamped at least one minute after the last, so this filter finds touched records only, whatever the clock.
+SINCE_AFTER_BASE = "2026-01-01T04:10:00Z"
 
 
 def test_missing_or_wrong_credentials_get_401_in_the_crm_error_shape(driver: Driver) -> None:

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from tests.nurturehub_pipelines.sync.conftest import Harness
 
 REPO = Path(__file__).resolve().parents[3]
-CONTACTS, LEADS = 260, 230
+LEADS = 230
+KILL_CONTACTS = 600  # three pages even at Alto's 250, two endpoints of one page each at agentOS
 
 
 def sync_process(h: Harness, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
@@ -38,9 +39,9 @@ def sync_process(h: Harness, tmp_path: Path, *args: str) -> subprocess.Popen[str
 
 
 def test_killed_mid_sync_then_run_again_loses_and_duplicates_nothing(harness: Harness, tmp_path: Path) -> None:
-    harness.control.dataset(harness.crm, contacts=CONTACTS, leads=LEADS)
-    # Slow every contacts page after the first two, so the kill lands mid-stream.
-    harness.control.fault(harness.crm, kind="delay", seconds=0.5, stream="contacts", after=2, times=-1)
+    harness.control.dataset(harness.crm, contacts=KILL_CONTACTS, leads=LEADS)
+    # Every contacts page takes a second, and there are at least three: the kill lands mid-stream.
+    harness.control.fault(harness.crm, kind="delay", seconds=1.0, stream="contacts", times=-1)
     proc = sync_process(harness, tmp_path, "--full")
     deadline = time.monotonic() + 60
     while harness.count("contacts") == 0:
@@ -50,15 +51,15 @@ def test_killed_mid_sync_then_run_again_loses_and_duplicates_nothing(harness: Ha
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)
     stored_before = harness.count("contacts")
-    assert 0 < stored_before < CONTACTS
+    assert 0 < stored_before < KILL_CONTACTS
 
     harness.control.clear_faults(harness.crm)
     result = harness.sync(full=True)
 
     assert result["sync_finished"]["outcome"] == "success"
-    assert harness.count("contacts") == harness.distinct_ids("contacts") == CONTACTS
+    assert harness.count("contacts") == harness.distinct_ids("contacts") == KILL_CONTACTS
     assert harness.count("leads") == harness.distinct_ids("leads") == LEADS
-    assert result["contact_import"]["records_affected"] == CONTACTS - stored_before
+    assert result["contact_import"]["records_affected"] == KILL_CONTACTS - stored_before
 
 
 def test_no_credential_reaches_logs_the_sync_log_cli_output_or_run_config(

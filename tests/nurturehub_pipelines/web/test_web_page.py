@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from nurturehub_pipelines.store.tables import utcnow
+import httpx
+from sqlalchemy import update
+
+from nurturehub_pipelines.store import db
+from nurturehub_pipelines.store.tables import users, utcnow
 
 if TYPE_CHECKING:
     from tests.nurturehub_pipelines.web.conftest import World
@@ -49,11 +59,6 @@ def test_sign_in_refuses_cross_site_posts_and_open_redirects(world: World) -> No
 
 
 def test_a_new_token_ends_sessions_opened_with_the_old_one(world: World) -> None:
-    from sqlalchemy import update
-
-    from nurturehub_pipelines.store import db
-    from nurturehub_pipelines.store.tables import users
-
     client, _csrf = world.browser("admin")
     assert client.get(PAGE).status_code == 200
     with db.engine(world.db_url).begin() as conn:
@@ -118,3 +123,28 @@ def test_page_form_posts_follow_the_access_rules(world: World) -> None:
     owner, csrf = world.browser("owner")
     assert owner.post(f"{PAGE}/{world.b_reapit}/sync", data={"csrf_token": csrf}).status_code == 404
     assert world.client().get("/", follow_redirects=False).headers["location"] == PAGE
+
+
+def test_serve_answers_over_http(world: World) -> None:
+    """`nurturehub serve` calls web.app.serve(host, port): a real process on a free loopback port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = f"from nurturehub_pipelines.web.app import serve; serve('127.0.0.1', {port})"
+    process = subprocess.Popen([sys.executable, "-c", code], env=os.environ.copy(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, "serve() exited"
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/integrations", headers={
+                    "Authorization": f"Bearer {world.tokens['owner']}"
+                })  # fmt: skip
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "serve() did not listen"
+                time.sleep(0.1)
+        assert answer.status_code == 200 and len(answer.json()["integrations"]) == 2
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(10)
