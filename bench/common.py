@@ -174,6 +174,7 @@ def sandbox_process(port: int = 0) -> Iterator[Sandbox]:
         assert process.stdout is not None
         urls = json.loads(process.stdout.readline())
         root = urls["REAPIT_BASE_URL"].rsplit("/", 1)[0]
+        _wait_until_serving(f"{root}/_sandbox/reapit/faults", process)
         yield Sandbox(root, urls, process)
     finally:
         process.terminate()
@@ -182,6 +183,21 @@ def sandbox_process(port: int = 0) -> Iterator[Sandbox]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
+    """serve_forever prints its URLs when the socket is bound, a moment before uvicorn accepts."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(url, timeout=2).raise_for_status()
+            return
+        except httpx.HTTPError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 # --- child processes --------------------------------------------------------------------------
