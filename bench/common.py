@@ -207,8 +207,6 @@ def _wait_until_serving(url: str, process: subprocess.Popen[str], timeout: float
 class ChildResult:
     answer: dict[str, Any]
     wall_seconds: float
-    maxrss_mb: float  # ru_maxrss of this child alone (os.wait4), i.e. its peak resident set
-    returncode: int
 
 
 def run_child(
@@ -219,40 +217,19 @@ def run_child(
     timeout: float = 3600,
     cwd: Path = REPO,
 ) -> ChildResult:
-    """Run a child to completion; its stdout is one JSON object, its peak RSS comes from the kernel.
+    """Run a child to completion; its stdout's last line is one JSON object (its answer).
 
-    os.wait4 gives the rusage of exactly this child (RUSAGE_CHILDREN would mix every child so far).
-    Its stderr (Dagster's event log lines) goes to `stderr` when given.
+    Its stderr (Dagster's event log lines) goes to `stderr` when given. Peak RSS is the child's own VmHWM:
+    wait4's ru_maxrss is no use here, as Linux folds the forking parent's high-water mark into the
+    child's at exec, so every child would report at least this (Dagster-importing) parent's size.
     """
     started = time.monotonic()
-    err = stderr.open("ab") if stderr else None
-    try:
-        process = subprocess.Popen(
-            list(argv), cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=err
+    with open(stderr, "ab") if stderr else open(os.devnull, "wb") as err:
+        process = subprocess.run(
+            list(argv), cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=err, timeout=timeout
         )
-    finally:
-        if err:
-            err.close()
-    assert process.stdout is not None
-    deadline = started + timeout
-    out = b""
-    os.set_blocking(process.stdout.fileno(), False)
-    while True:
-        chunk = process.stdout.read()
-        if chunk:
-            out += chunk
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            process.kill()
-            raise TimeoutError(f"{argv} ran for more than {timeout} s")
-        time.sleep(0.02)
     wall = time.monotonic() - started
-    rest = process.stdout.read()
-    out += rest or b""
-    process.returncode = os.waitstatus_to_exitcode(status)
-    text = out.decode().strip()
+    text = process.stdout.decode().strip()
     try:
         answer = json.loads(text.splitlines()[-1]) if text else {}
     except json.JSONDecodeError:
@@ -260,7 +237,7 @@ def run_child(
     if process.returncode != 0:
         where = f" (stderr: {stderr})" if stderr else ""
         raise RuntimeError(f"{' '.join(argv)} exited {process.returncode}{where}: {answer}")
-    return ChildResult(answer, wall, round(usage.ru_maxrss / 1024, 1), process.returncode)
+    return ChildResult(answer, wall)
 
 
 def vm_hwm_mb() -> float:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
 from nurturehub_pipelines import settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -37,6 +39,9 @@ def engine(url: str | None = None) -> Engine:
 
 
 def alembic_config(url: str) -> Config:
+    # Imported here: every run process imports this module, and only migrations need alembic (~0.5 s).
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -45,6 +50,8 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str | None = None) -> None:
     """Create or migrate the app database to the newest revision."""
+    from alembic import command
+
     eng = engine(url)
     config = alembic_config(str(eng.url.render_as_string(hide_password=False)))
     with eng.begin() as conn:

@@ -95,7 +95,7 @@ def sign_in(engine: Engine, request: Request, token: str) -> User | None:
 
 
 def csrf_token(request: Request) -> str:
-    """The session's CSRF token, created on first use (the sign-in form needs one before any sign-in)."""
+    """The session's CSRF token (sign_in sets a fresh one; this covers sessions that lack it)."""
     token = request.session.get("csrf")
     if not isinstance(token, str):
         token = secrets.token_urlsafe(32)
