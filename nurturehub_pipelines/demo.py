@@ -80,7 +80,12 @@ def _print_logs(ids: list[int]) -> None:
 
 
 def _start(args: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(args, start_new_session=True)
+    # stdout stays the demo's own (one JSON object); the services' chatter goes to stderr.
+    return subprocess.Popen(args, start_new_session=True, stdout=sys.stderr)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -102,6 +107,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, token: str) -> int:
+    # Ctrl-C or a plain `kill` stops everything, even where the shell started us ignoring SIGINT.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     bin_dir = os.path.dirname(sys.executable)
     dagster = shutil.which("dagster", path=bin_dir) or "dagster"
     subprocess.run([dagster, "instance", "migrate"], check=True, capture_output=True)
@@ -125,7 +133,7 @@ def _serve(args: argparse.Namespace, token: str) -> int:
     finally:
         for proc in processes:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGINT)
+                os.killpg(proc.pid, signal.SIGTERM)
         for proc in processes:
             try:
                 proc.wait(20)

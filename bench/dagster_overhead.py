@@ -1,0 +1,381 @@
+"""Dagster overhead: a scheduled sync with nothing changed, from submit to SUCCESS through a real daemon.
+
+    python -m bench.dagster_overhead [--runs 10] [--batch 10] [--storage postgres|sqlite]
+
+Set-up: a fresh DAGSTER_HOME whose dagster.yaml is the project's (`instance_config()`: QueuedRunCoordinator
+with its tag limits, run monitoring, no run retries) on PostgreSQL storage (as the repo's dagster.yaml) or the
+embedded SQLite; `dagster-daemon run -w workspace.yaml` (the real code location, its sensors included; the
+schedule's cron is moved to 1 January so it cannot fire mid-bench); a Reapit sandbox at its published rate;
+integrations already fully synced, so an incremental sync finds nothing new (the 5-minute look-back re-reads
+a few records and writes none).
+
+Measured:
+- latency: `--runs` runs submitted one at a time (instance.submit_run through the QueuedRunCoordinator, as the
+  schedule's runs are), each timed from submit until the run storage says SUCCESS, with the run's own events
+  (RUN_ENQUEUED, RUN_DEQUEUED, RUN_STARTING, RUN_START, RUN_SUCCESS) splitting the time; after one warm-up run;
+- throughput: `--batch` runs of different integrations submitted at once (the queue lets 5 Reapit runs go at a
+  time), timed until the last one succeeds, with the CPU seconds the daemon's process tree (daemon, code
+  server, run workers) spent meanwhile;
+- capacity per 4-hour cycle: concurrency x 4 h / per-run latency, bounded by cores x 4 h / CPU seconds per run,
+  and the measured throughput x 4 h.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import text
+
+from bench.common import (
+    PYTHON,
+    REPO,
+    app_env,
+    log,
+    machine,
+    pg_database,
+    results_dir,
+    sandbox_process,
+    write_result,
+)
+from crm_resources.sandbox.control import SandboxControl
+from nurturehub_pipelines.instance import CRM_RUN_CEILINGS, instance_config
+from nurturehub_pipelines.run_contract import run_config, run_tags
+from nurturehub_pipelines.store import accounts, db
+
+CRM = "reapit"
+CYCLE_SECONDS = 4 * 3600
+NEVER = "0 0 1 1 *"  # the schedule's cron while benchmarking: no scheduled tick may land mid-run
+TARGET_SECONDS = 2.0
+EVENTS = ("RUN_ENQUEUED", "RUN_DEQUEUED", "RUN_STARTING", "RUN_START", "RUN_SUCCESS")
+
+
+# --- set-up -----------------------------------------------------------------------------------
+
+
+def seed(database_url: str, sandbox_env: dict[str, str], count: int) -> tuple[int, list[int]]:
+    """`count` Reapit integrations of one organisation, each as if fully synced once (same rows, same cursor)."""
+    db.upgrade(database_url)
+    engine = db.engine(database_url)
+    with engine.begin() as conn:
+        org = accounts.create_org(conn, "Bench Lettings", "owner@bench.example")["org_id"]
+        ids = [
+            accounts.add_integration(conn, org, CRM, f"Reapit {n}", {"customer_id": "SBOX"}, {})
+            for n in range(count)
+        ]
+    saved = dict(os.environ)
+    os.environ.update(sandbox_env)
+    try:
+        from dagster import DagsterInstance
+
+        from crm_resources.registry import resource_from_env
+        from nurturehub_pipelines.jobs import build_sync_job
+        from nurturehub_pipelines.sync.ops import CRM_KEY
+
+        with DagsterInstance.ephemeral() as instance:
+            result = build_sync_job(CRM).execute_in_process(
+                run_config=run_config(ids[0], True),
+                tags=run_tags(ids[0], org, CRM, "manual"),
+                resources={CRM_KEY: resource_from_env(CRM)},
+                instance=instance,
+            )
+            assert result.success
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    with engine.begin() as conn:
+        for table in ("contacts", "leads"):
+            columns = [c for c in db_columns(conn, table) if c not in ("id", "integration_id")]
+            listed = ", ".join(columns)
+            conn.execute(
+                text(
+                    f"INSERT INTO {table} (integration_id, {listed}) SELECT i, {listed} FROM {table}, "
+                    f"unnest(CAST(:ids AS integer[])) AS i WHERE integration_id = :first"
+                ),
+                {"ids": ids[1:], "first": ids[0]},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO sync_cursors (integration_id, stream, high_water, updated_at) "
+                "SELECT i, stream, high_water, updated_at FROM sync_cursors, unnest(CAST(:ids AS integer[])) AS i "
+                "WHERE integration_id = :first"
+            ),
+            {"ids": ids[1:], "first": ids[0]},
+        )
+    return org, ids
+
+
+def db_columns(conn: Any, table: str) -> list[str]:
+    rows = conn.execute(
+        text("SELECT column_name FROM information_schema.columns WHERE table_name = :t ORDER BY ordinal_position"),
+        {"t": table},
+    )
+    return [row[0] for row in rows]
+
+
+def write_instance(home: Path, storage: str, dagster_db_url: str | None) -> None:
+    config: dict[str, Any] = {}
+    if storage == "postgres":
+        config["storage"] = {"postgres": {"postgres_url": dagster_db_url}}
+    config.update(instance_config())
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+@contextmanager
+def daemon(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log_path.open("wb") as out:
+        process = subprocess.Popen(
+            [str(Path(PYTHON).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield process
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+# --- CPU of a process tree --------------------------------------------------------------------
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """utime+stime of every live process under `root`, plus cutime+cstime: the CPU of the children they have
+    reaped (the code server reaps its run workers), so finished run workers are counted too."""
+    parents: dict[int, int] = {}
+    times: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = sum(int(v) for v in fields[11:15])
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return sum(times.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+
+
+# --- submitting -------------------------------------------------------------------------------
+
+
+class Submitter:
+    """Creates and submits runs the way the schedule's do, from the code location loaded in this process."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        from dagster import DagsterInstance
+        from dagster._cli.workspace.cli_target import (
+            get_code_location_from_workspace,
+            get_remote_repository_from_code_location,
+            get_workspace_from_cli_opts,
+        )
+        from dagster.version import __version__
+        from dagster_shared.cli import WorkspaceOpts
+
+        self.instance = stack.enter_context(DagsterInstance.get())
+        self.workspace = stack.enter_context(
+            get_workspace_from_cli_opts(
+                self.instance,
+                __version__,
+                WorkspaceOpts(workspace=[str(REPO / "workspace.yaml")]),
+                allow_in_process=True,
+            )
+        )
+        self.location = get_code_location_from_workspace(self.workspace, None)
+        self.repo = get_remote_repository_from_code_location(self.location, None)
+        self.job = self.repo.get_full_job(f"sync_{CRM}")
+
+    def submit(self, integration_id: int, org_id: int) -> tuple[str, float]:
+        from dagster._cli.job import _create_run
+
+        run = _create_run(
+            instance=self.instance,
+            code_location=self.location,
+            remote_repo=self.repo,
+            remote_job=self.job,
+            run_config=run_config(integration_id, False),
+            tags=run_tags(integration_id, org_id, CRM, "schedule"),
+            op_selection=None,
+            run_id=None,
+        )
+        submitted = time.time()
+        self.instance.submit_run(run.run_id, self.workspace)
+        return run.run_id, submitted
+
+    def wait(self, run_ids: list[str], timeout: float = 300) -> dict[str, float]:
+        """Poll the run storage until each run is finished; the wall-clock time each was first seen SUCCESS."""
+        from dagster import DagsterRunStatus
+
+        seen: dict[str, float] = {}
+        deadline = time.monotonic() + timeout
+        while len(seen) < len(run_ids):
+            for run_id in run_ids:
+                if run_id in seen:
+                    continue
+                run = self.instance.get_run_by_id(run_id)
+                if run and run.status == DagsterRunStatus.SUCCESS:
+                    seen[run_id] = time.time()
+                elif run and run.is_finished:
+                    raise RuntimeError(f"run {run_id} ended {run.status}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"runs not finished in {timeout} s: {set(run_ids) - set(seen)}")
+            time.sleep(0.02)
+        return seen
+
+    def phases(self, run_id: str, submitted: float) -> dict[str, float]:
+        """Seconds from submit to each of the run's lifecycle events."""
+        stamps: dict[str, float] = {}
+        for entry in self.instance.all_logs(run_id):
+            kind = entry.dagster_event.event_type_value if entry.dagster_event else None
+            if kind in EVENTS and kind not in stamps:
+                stamps[kind] = entry.timestamp
+        return {kind: round(stamps[kind] - submitted, 3) for kind in EVENTS if kind in stamps}
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def written(database_url: str, run_ids: list[str]) -> int:
+    with db.engine(database_url).connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT coalesce(sum(records_affected), 0) FROM crm_sync_log WHERE event_type = 'sync_finished' "
+                     "AND run_id = ANY(:ids)"),
+                {"ids": run_ids},
+            ).scalar_one()
+        )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=10, help="runs timed one at a time")
+    parser.add_argument("--batch", type=int, default=10, help="runs submitted at once for throughput")
+    parser.add_argument("--storage", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument("--contacts", type=int, default=1000)
+    parser.add_argument("--leads", type=int, default=500)
+    parser.add_argument("--out", default="dagster_overhead")
+    args = parser.parse_args(argv)
+    result: dict[str, Any] = {"machine": machine(), "storage": args.storage, "target_seconds": TARGET_SECONDS}
+
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dagster-bench-")))
+        app_url = stack.enter_context(pg_database())
+        dagster_url = None
+        if args.storage == "postgres":
+            dagster_url = stack.enter_context(pg_database("nh_bench_dagster"))
+        sandbox = stack.enter_context(sandbox_process())
+        control = stack.enter_context(SandboxControl(sandbox.root_url))
+        control.dataset(CRM, contacts=args.contacts, leads=args.leads)
+        env = {
+            **app_env(app_url, work / "home"),
+            **sandbox.crm_env(),
+            "DAGSTER_HOME": str(work / "dagster"),
+            "NURTUREHUB_SCHEDULE_CRON": NEVER,
+        }
+        log(f"seeding {1 + args.batch} synced integrations")
+        org, ids = seed(app_url, env, 1 + args.batch)
+        write_instance(work / "dagster", args.storage, dagster_url)
+        os.environ.update(env)
+
+        from dagster import DagsterInstance
+
+        with DagsterInstance.get() as instance:  # creates the storage once, before several processes use it
+            instance.get_runs(limit=1)
+        log("starting dagster-daemon")
+        process = stack.enter_context(daemon(env, results_dir() / "dagster_daemon.log"))
+        submitter = Submitter(stack)
+
+        log("warm-up run (the daemon's first queue tick and code server start)")
+        run_id, submitted = submitter.submit(ids[0], org)
+        submitter.wait([run_id], timeout=600)
+
+        latencies, phases, run_ids = [], [], []
+        for n in range(args.runs):
+            run_id, submitted = submitter.submit(ids[0], org)
+            done = submitter.wait([run_id])[run_id]
+            latencies.append(done - submitted)
+            phases.append(submitter.phases(run_id, submitted))
+            run_ids.append(run_id)
+            log(f"run {n + 1}/{args.runs}: {latencies[-1]:.2f} s {phases[-1]}")
+        assert written(app_url, run_ids) == 0, "a run with nothing changed wrote records"
+
+        log(f"throughput: {args.batch} runs at once")
+        cpu_before, started = tree_cpu_seconds(process.pid), time.time()
+        batch = [submitter.submit(iid, org) for iid in ids[1 : 1 + args.batch]]
+        done_at = submitter.wait([run_id for run_id, _ in batch], timeout=1200)
+        batch_seconds = max(done_at.values()) - started
+        cpu_seconds = tree_cpu_seconds(process.pid) - cpu_before
+        assert written(app_url, [run_id for run_id, _ in batch]) == 0
+
+    median = statistics.median(latencies)
+    ceiling = CRM_RUN_CEILINGS[CRM]
+    per_run_cpu = cpu_seconds / args.batch
+    cores = os.cpu_count() or 1
+    by_latency = ceiling * CYCLE_SECONDS / median
+    by_cpu = cores * CYCLE_SECONDS / per_run_cpu
+    by_throughput = args.batch / batch_seconds * CYCLE_SECONDS
+    result.update(
+        {
+            "latency": {
+                "n": len(latencies),
+                "median_s": round(median, 2),
+                "min_s": round(min(latencies), 2),
+                "max_s": round(max(latencies), 2),
+                "median_phases_s": {
+                    kind: round(statistics.median(p[kind] for p in phases if kind in p), 3)
+                    for kind in EVENTS
+                    if any(kind in p for p in phases)
+                },
+                "samples_s": [round(s, 3) for s in latencies],
+            },
+            "throughput": {
+                "runs": args.batch,
+                "seconds": round(batch_seconds, 2),
+                "runs_per_minute": round(args.batch / batch_seconds * 60, 1),
+                "cpu_seconds_per_run": round(per_run_cpu, 2),
+                "reapit_concurrency": ceiling,
+            },
+            "capacity_per_4h": {
+                "by_latency": int(by_latency),
+                "by_cpu": int(by_cpu),
+                "bound": int(min(by_latency, by_cpu)),
+                "measured_throughput": int(by_throughput),
+                "formula": f"min({ceiling} x 14400 / {median:.2f}, {cores} x 14400 / {per_run_cpu:.2f})",
+            },
+        }
+    )
+    path = write_result(args.out, result)
+    log(f"wrote {path}")
+    print(json.dumps(result, indent=2, default=str))
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
