@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"  # git-ignored: raw JSON, profiles, logs
+# git-ignored: raw JSON, profiles, logs (the smoke test points this elsewhere)
+RESULTS = Path(os.environ.get("NURTUREHUB_BENCH_RESULTS") or REPO / "bench" / "results")
 PG_ADMIN_URL = os.environ.get("NURTUREHUB_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 PYTHON = sys.executable
 

@@ -135,25 +135,68 @@ def write_instance(home: Path, storage: str, dagster_db_url: str | None) -> None
 
 
 @contextmanager
-def daemon(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def daemon(env: dict[str, str], log_path: Path, py_spy: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """dagster-daemon in its own process group; under `py-spy record --subprocesses` when profiling, so the
+    code server and every run worker it spawns are sampled too."""
+    command = [str(Path(PYTHON).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"]
+    if py_spy:
+        spy = Path(PYTHON).with_name("py-spy")
+        command = [str(spy), "record", "--subprocesses", "-f", "raw", "-r", "250", "-o", str(py_spy), "--", *command]
     with log_path.open("wb") as out:
         process = subprocess.Popen(
-            [str(Path(PYTHON).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
-            cwd=REPO,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            command, cwd=REPO, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
             yield process
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
+            # SIGINT: the daemon shuts down, and py-spy (if there) writes its samples once it has exited.
+            os.killpg(process.pid, signal.SIGINT if py_spy else signal.SIGTERM)
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def summarise_py_spy(raw: Path, runs: int) -> dict[str, Any]:
+    """Where a run worker's CPU goes, from py-spy's collapsed stacks (250 samples/s of active threads).
+
+    Run workers are the code server's multiprocessing (spawn) children; each of their samples is put in the
+    first bucket whose frame it contains, in this order.
+    """
+    buckets = (
+        ("importing modules (the code location, Dagster, SQLAlchemy, httpx ...)", "_find_and_load ("),
+        ("writing Dagster events and run status to storage", "dagster/_core/storage"),
+        ("the sync itself (ops, CRM client, app database)", "nurturehub_pipelines/"),
+        ("the sync itself (ops, CRM client, app database)", "crm_resources/"),
+        ("Dagster: building the job, plan and instance; executing steps", "dagster/"),
+    )
+    per_bucket: dict[str, int] = {}
+    totals = {"run workers": 0, "code server": 0, "daemon": 0}
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        # Each stack starts with a `process PID:"command line"` frame for every process down the tree.
+        samples = int(count)
+        if "multiprocessing-fork" in stack:  # a run worker: a spawn child of the code server
+            totals["run workers"] += samples
+            label = next((name for name, frame in buckets if frame in stack), "other")
+            per_bucket[label] = per_bucket.get(label, 0) + samples
+        elif "dagster api grpc" in stack:
+            totals["code server"] += samples
+        else:
+            totals["daemon"] += samples
+    return {
+        "runs": runs,
+        "run_worker_cpu_s_per_run": round(totals["run workers"] / 250 / runs, 2),
+        # Not per run: the daemon's start-up and workspace load, and its sensors ticking all along.
+        "session_cpu_s": {name: round(n / 250, 1) for name, n in totals.items()},
+        "run_worker_split_per_run_s": {
+            name: round(n / 250 / runs, 2) for name, n in sorted(per_bucket.items(), key=lambda kv: -kv[1])
+        },
+        "raw": str(raw),
+    }
 
 
 # --- CPU of a process tree --------------------------------------------------------------------
@@ -253,7 +296,7 @@ class Submitter:
         """Seconds from submit to each of the run's lifecycle events."""
         stamps: dict[str, float] = {}
         for entry in self.instance.all_logs(run_id):
-            kind = entry.dagster_event.event_type_value if entry.dagster_event else None
+            kind = entry.dagster_event.event_type.name if entry.dagster_event else None  # value: PIPELINE_*
             if kind in EVENTS and kind not in stamps:
                 stamps[kind] = entry.timestamp
         return {kind: round(stamps[kind] - submitted, 3) for kind in EVENTS if kind in stamps}
@@ -278,10 +321,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--runs", type=int, default=10, help="runs timed one at a time")
     parser.add_argument("--batch", type=int, default=10, help="runs submitted at once for throughput")
     parser.add_argument("--storage", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument("--idle-seconds", type=float, default=20, help="daemon CPU measured with nothing to run")
     parser.add_argument("--contacts", type=int, default=1000)
     parser.add_argument("--leads", type=int, default=500)
+    parser.add_argument(
+        "--py-spy",
+        action="store_true",
+        help="run the daemon (and so its code server and run workers) under py-spy and summarise where a run "
+        "worker's time goes; the timings of such a run are not figures",
+    )
     parser.add_argument("--out", default="dagster_overhead")
     args = parser.parse_args(argv)
+    if args.py_spy:
+        args.batch = 0  # py-spy's own CPU would count in the throughput figures
     result: dict[str, Any] = {"machine": machine(), "storage": args.storage, "target_seconds": TARGET_SECONDS}
 
     with ExitStack() as stack:
@@ -309,12 +361,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with DagsterInstance.get() as instance:  # creates the storage once, before several processes use it
             instance.get_runs(limit=1)
         log("starting dagster-daemon")
-        process = stack.enter_context(daemon(env, results_dir() / "dagster_daemon.log"))
+        raw = results_dir() / f"{args.out}_py_spy.txt" if args.py_spy else None
+        process = stack.enter_context(daemon(env, results_dir() / f"{args.out}_daemon.log", raw))
         submitter = Submitter(stack)
 
         log("warm-up run (the daemon's first queue tick and code server start)")
         run_id, submitted = submitter.submit(ids[0], org)
         submitter.wait([run_id], timeout=600)
+
+        # What the daemon costs with nothing to run: its sensors and queue ticking (CPU share of one core).
+        idle_share = 0.0
+        if not args.py_spy:  # under py-spy the tree's root is py-spy itself
+            idle_before, idle_started = tree_cpu_seconds(process.pid), time.monotonic()
+            time.sleep(args.idle_seconds)
+            idle_share = (tree_cpu_seconds(process.pid) - idle_before) / (time.monotonic() - idle_started)
+            result["daemon_idle_cpu_share_of_a_core"] = round(idle_share, 3)
 
         latencies, phases, run_ids = [], [], []
         for n in range(args.runs):
@@ -326,20 +387,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log(f"run {n + 1}/{args.runs}: {latencies[-1]:.2f} s {phases[-1]}")
         assert written(app_url, run_ids) == 0, "a run with nothing changed wrote records"
 
+        if args.batch == 0:
+            stack.close()  # stops the daemon (py-spy writes its samples), drops the databases
+            profile = summarise_py_spy(raw, 1 + args.runs) if raw else None
+            result.update({"latency_samples_s": [round(s, 3) for s in latencies], "py_spy": profile})
+            write_result(args.out, result)
+            print(json.dumps(result, indent=2, default=str))
+            return result
+
         log(f"throughput: {args.batch} runs at once")
         cpu_before, started = tree_cpu_seconds(process.pid), time.time()
         batch = [submitter.submit(iid, org) for iid in ids[1 : 1 + args.batch]]
         done_at = submitter.wait([run_id for run_id, _ in batch], timeout=1200)
         batch_seconds = max(done_at.values()) - started
         cpu_seconds = tree_cpu_seconds(process.pid) - cpu_before
+        timeline = sorted(
+            (submitter.phases(run_id, started) for run_id, _ in batch), key=lambda p: p.get("RUN_STARTING", 0)
+        )
         assert written(app_url, [run_id for run_id, _ in batch]) == 0
 
     median = statistics.median(latencies)
     ceiling = CRM_RUN_CEILINGS[CRM]
-    per_run_cpu = cpu_seconds / args.batch
+    # A run's own CPU: the tree's CPU during the batch less what the daemon burns anyway in that time.
+    per_run_cpu = max(0.01, (cpu_seconds - idle_share * batch_seconds) / args.batch)
     cores = os.cpu_count() or 1
     by_latency = ceiling * CYCLE_SECONDS / median
-    by_cpu = cores * CYCLE_SECONDS / per_run_cpu
+    by_cpu = (cores - idle_share) * CYCLE_SECONDS / per_run_cpu
     by_throughput = args.batch / batch_seconds * CYCLE_SECONDS
     result.update(
         {
@@ -359,15 +432,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "runs": args.batch,
                 "seconds": round(batch_seconds, 2),
                 "runs_per_minute": round(args.batch / batch_seconds * 60, 1),
-                "cpu_seconds_per_run": round(per_run_cpu, 2),
+                "cpu_seconds_per_run": round(per_run_cpu, 2),  # the daemon's idle ticking taken out
                 "reapit_concurrency": ceiling,
+                "timeline_s": timeline,  # per run, seconds after the first submit
             },
             "capacity_per_4h": {
                 "by_latency": int(by_latency),
                 "by_cpu": int(by_cpu),
                 "bound": int(min(by_latency, by_cpu)),
                 "measured_throughput": int(by_throughput),
-                "formula": f"min({ceiling} x 14400 / {median:.2f}, {cores} x 14400 / {per_run_cpu:.2f})",
+                "formula": (
+                    f"min({ceiling} x 14400 / {median:.2f}, ({cores} - {idle_share:.2f}) x 14400 / {per_run_cpu:.2f})"
+                ),
             },
         }
     )

@@ -237,12 +237,32 @@ def direct(engine: Engine, world: World, count: int, warmup: int) -> dict[str, A
 
     def log_events() -> None:
         with engine.connect() as conn:
-            assert len(read_model.log_events(conn, log_target(), 100)) == 100
+            assert read_model.log_events(conn, log_target(), 100)
 
     return {
         "cards_org_of_10": summary_ms(timed(lambda: cards(small()), count, warmup)),
         "cards_org_of_100": summary_ms(timed(lambda: cards(world.big_org), count, warmup)),
         "log_100": summary_ms(timed(log_events, count, warmup)),
+    }
+
+
+def measure_candidate(engine: Engine, world: World, count: int, warmup: int) -> dict[str, Any]:
+    """The proposed cards() beside the real one: first proven to answer the same, then timed the same way."""
+    from bench import read_model_candidate
+
+    now = read_model.utcnow()
+    with engine.connect() as conn:
+        for org in [world.big_org, *world.small_orgs]:
+            assert read_model_candidate.same_cards(conn, org, now), f"the candidate differs for organisation {org}"
+    small = round_robin(world.small_orgs)
+
+    def cards(org: int) -> None:
+        with engine.connect() as conn:
+            assert read_model_candidate.cards(conn, org)
+
+    return {
+        "cards_org_of_10": summary_ms(timed(lambda: cards(small()), count, warmup)),
+        "cards_org_of_100": summary_ms(timed(lambda: cards(world.big_org), count, warmup)),
     }
 
 
@@ -381,6 +401,10 @@ def bench_engine(name: str, url: str, rows: int, args: argparse.Namespace, work:
     (results_dir() / f"read_model_plans_{name}.txt").write_text(plans)
     log(f"{name}: {args.requests} requests of each kind, directly")
     in_process = direct(engine, world, args.requests, args.warmup)
+    candidate = None
+    if name == "postgresql":
+        log(f"{name}: the candidate read_model.cards (bench/read_model_candidate.py)")
+        candidate = measure_candidate(engine, world, args.requests, args.warmup)
     log(f"{name}: {args.requests} requests of each kind, over HTTP")
     with app_server(app_env(url, work / f"home-{name}")) as base:
         http = over_http(base, world, args.requests, args.warmup)
@@ -392,6 +416,7 @@ def bench_engine(name: str, url: str, rows: int, args: argparse.Namespace, work:
         "load_seconds": round(load_seconds, 1),
         "direct": in_process,
         "http": http,
+        "candidate_direct": candidate,
         "queries": queries,
         "all_served_by_index": all(q["served_by_index"] for q in queries),
     }
@@ -412,7 +437,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {"machine": machine(), "target_p99_ms": 20}
     with tempfile.TemporaryDirectory(prefix="read-model-bench-") as tmp:
         work = Path(tmp)
-        os.environ.update(app_env("sqlite://", work / "home"))  # this process's settings (secret key, home)
+        # This process's own settings (home, secret key); every engine is given its URL explicitly.
+        os.environ.update({k: v for k, v in app_env("", work / "home").items() if v})
         if "postgresql" in engines:
             with pg_database() as url:
                 result["postgresql"] = bench_engine("postgresql", url, args.log_rows, args, work)

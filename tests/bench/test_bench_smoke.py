@@ -1,0 +1,66 @@
+"""Every benchmark at a tiny size, side by side, then the README table rendered from what they wrote.
+
+CI never runs the real sizes (bench/README.md); this only proves each script still runs end to end (real
+sandbox, real job, real daemon, real uvicorn), so none can rot. dlt is skipped: it needs its own venv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+README = REPO / "bench" / "README.md"
+
+# The benchmarks use PostgreSQL whatever the suite's engine, so once (in the PostgreSQL pass of `make test`) is enough.
+pytestmark = pytest.mark.skipif(
+    os.environ.get("NURTUREHUB_TEST_DB", "sqlite") != "postgres",
+    reason="runs in the PostgreSQL pass (NURTUREHUB_TEST_DB=postgres)",
+)
+
+
+def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    readme = tmp_path / "README.md"
+    readme.write_text(README.read_text())
+    env = {**os.environ, "NURTUREHUB_BENCH_RESULTS": str(results)}
+    env.pop("DAGSTER_HOME", None)
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run_all", "--smoke", "--readme", str(readme)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-4000:]
+
+    sync = json.loads((results / "sync.json").read_text())
+    assert sync["full_lifted"]["events"]["contact_import"]["records_affected"] == 200
+    assert sync["full_published"]["events"]["lead_update"]["records_affected"] == 100
+    assert sync["incremental"]["requests"]["contacts"] <= 2 and sync["incremental"]["requests"]["leads"] <= 2
+    assert sync["experiments"], "the candidate engine changes ran"
+
+    read_model = json.loads((results / "read_model.json").read_text())
+    for engine in ("postgresql", "sqlite"):
+        assert read_model[engine]["all_served_by_index"], read_model[engine]["queries"]
+        assert read_model[engine]["http"]["log_100"]["n"] == 5
+
+    dagster = json.loads((results / "dagster_overhead.json").read_text())
+    assert dagster["latency"]["n"] == 1 and dagster["throughput"]["runs"] == 2
+
+    alerts = json.loads((results / "alert_latency.json").read_text())
+    assert set(alerts) == {"sqlite", "postgresql"}
+
+    table = readme.read_text()
+    assert "not run yet" not in table
+    assert "| 4 | Scheduled sync" in table and "Index Scan" in table
+    print(f"smoke run of every benchmark: {elapsed:.0f} s")
