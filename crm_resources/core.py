@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
 import threading
 import time
 from abc import abstractmethod
@@ -519,7 +520,14 @@ class CrmClient:
         return f"{self.spec.crm_name} accepted the credentials"
 
     def pages(self, stream: str, since: datetime | None) -> Iterator[Page]:
-        """Every page of every endpoint of the stream, to the end, never looping."""
+        """Every page of every endpoint of the stream, in order, to the end, never looping.
+
+        The next page is fetched while the caller writes this one (one page ahead, so memory stays flat):
+        the CRM's latency and the database's overlap instead of adding up.
+        """
+        return read_ahead(self._pages(stream, since), name=f"{self.spec.crm}-{stream}")
+
+    def _pages(self, stream: str, since: datetime | None) -> Iterator[Page]:
         params = dict(self.spec.params)
         if since is not None and self.spec.since_param:
             params[self.spec.since_param] = iso_z(since)
@@ -544,7 +552,9 @@ class CrmClient:
                 if records:
                     # A page that repeats one already read, under a new page number or offset (Loop,
                     # agentOS: no link or cursor to compare), is the same loop by another road.
-                    digest = "#" + hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()
+                    # The first and last records name a page: ids are unique, so only a repeat matches both.
+                    edges = json.dumps([records[0], records[-1]], sort_keys=True, default=str)
+                    digest = "#" + hashlib.sha256(edges.encode()).hexdigest()
                     if digest in followed:
                         raise self._repeated(endpoint, "a page of")
                     followed.add(digest)
@@ -729,6 +739,44 @@ class CrmClient:
         if error.retryable:
             return CrmError(error.kind, f"{error.message} — NurtureHub tries again at the next sync")
         return error
+
+
+_DONE = object()
+
+
+def read_ahead(pages: Iterator[Page], name: str) -> Iterator[Page]:
+    """Run `pages` one item ahead on a thread; its exceptions surface here, in order, where the caller reads.
+
+    Only reads run ahead: the caller still commits each page before it moves any cursor.
+    """
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        ahead.put(page, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed over to the reader, raised there
+            ahead.put(exc)
+
+    worker = threading.Thread(target=produce, name=f"read-ahead-{name}", daemon=True)
+    worker.start()
+    try:
+        while (item := ahead.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=30)
 
 
 class _Keep(dict[str, str]):

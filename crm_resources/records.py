@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,6 +90,10 @@ def email(value: Any, external_id: str) -> str | None:
     return value.strip().lower() or None
 
 
+_LAYOUT = str.maketrans("", "", " ()-.")
+_GB_MOBILE = re.compile(r"(?:\+44|0044|0)(7\d{9})")
+
+
 def phone(value: Any, external_id: str) -> str | None:
     """E.164 with GB as the default region; a number that does not parse is kept as given."""
     if value is None or value == "":
@@ -96,6 +101,9 @@ def phone(value: Any, external_id: str) -> str | None:
     if not isinstance(value, str | int) or isinstance(value, bool):
         raise SkipRecord("phone is not text", external_id)
     given = str(value).strip()
+    # The commonest shape, a GB mobile, without phonenumbers' ~20 us parse: the same answer, checked in tests.
+    if mobile := _GB_MOBILE.fullmatch(given.translate(_LAYOUT)):
+        return "+44" + mobile.group(1)
     try:
         parsed = phonenumbers.parse(given, "GB")
     except phonenumbers.NumberParseException:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import Connection, Table, insert, or_, select, update
@@ -13,6 +13,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from crm_resources.records import Contact, Lead
 from nurturehub_pipelines.store.tables import utcnow
+
+_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (Contact, Lead)}
 
 
 def content_hash(raw: Any) -> str:
@@ -27,9 +29,7 @@ def dialect_insert(conn: Connection, table: Table) -> Any:
     return insert(table)
 
 
-def upsert_records(
-    conn: Connection, table: Table, integration_id: int, records: Sequence[Contact | Lead]
-) -> int:
+def upsert_records(conn: Connection, table: Table, integration_id: int, records: Sequence[Contact | Lead]) -> int:
     """Insert new records and update changed ones; returns how many rows were written.
 
     An unchanged record (same raw content, same deleted flag) matches the conflict target but
@@ -40,7 +40,7 @@ def upsert_records(
     now = utcnow()
     rows: dict[str, dict[str, Any]] = {}
     for record in records:  # last one wins if a page repeats an id (one statement can't hit a row twice)
-        row = asdict(record)
+        row = {name: getattr(record, name) for name in _FIELDS[type(record)]}  # shallow: raw is not copied
         row.update(integration_id=integration_id, content_hash=content_hash(record.raw), synced_at=now)
         rows[record.external_id] = row
     stmt = dialect_insert(conn, table)

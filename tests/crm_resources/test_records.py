@@ -1,0 +1,46 @@
+"""The shared field parsers: phone numbers match phonenumbers exactly, fast path or not."""
+
+from __future__ import annotations
+
+import phonenumbers
+import pytest
+
+from crm_resources.records import phone
+
+SHAPES = [
+    "07700 900123",
+    "+44 7700 900123",
+    "(07700) 900-123",
+    "0044 7700900123",
+    "07700.900.123",
+    "+44 (0)7700 900123",
+    "447700900123",
+    "020 7946 0000",
+    "+44 20 7946 0000",
+    "07700 90012",  # one digit short
+    "077009001234",  # one digit long
+    "ext 12",
+    "+1 415 555 2671",
+]
+
+
+def slow_path(value: str) -> str:
+    try:
+        parsed = phonenumbers.parse(value, "GB")
+    except phonenumbers.NumberParseException:
+        return value
+    if not phonenumbers.is_possible_number(parsed):
+        return value
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+@pytest.mark.parametrize("value", SHAPES)
+def test_phone_is_e164_with_gb_default_or_kept_as_given(value: str) -> None:
+    assert phone(value, "c1") == slow_path(value.strip())
+
+
+def test_every_gb_mobile_layout_agrees_with_phonenumbers() -> None:
+    for n in range(0, 1_000_000_000, 7_919_777):
+        digits = f"7{n:09d}"
+        for layout in (f"0{digits}", f"+44 {digits[:4]} {digits[4:]}", f"0{digits[:4]}-{digits[4:]}"):
+            assert phone(layout, "c1") == slow_path(layout), layout
