@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,7 @@ def seed(database_url: str, sandbox_env: dict[str, str], count: int) -> tuple[in
 
         with DagsterInstance.ephemeral() as instance:
             result = build_sync_job(CRM).execute_in_process(
-                run_config=run_config(ids[0], True),
+                run_config={**run_config(ids[0], True), "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
                 tags=run_tags(ids[0], org, CRM, "manual"),
                 resources={CRM_KEY: resource_from_env(CRM)},
                 instance=instance,
@@ -151,11 +151,13 @@ def daemon(env: dict[str, str], log_path: Path, py_spy: Path | None = None) -> I
         finally:
             # SIGINT: the daemon shuts down, and py-spy (if there) writes its samples once it has exited.
             os.killpg(process.pid, signal.SIGINT if py_spy else signal.SIGTERM)
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
+            # The daemon's code server can outlive it (seen: still serving, orphaned, half an hour later):
+            # whatever is left of the process group goes.
+            with suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            process.wait()
 
 
 def summarise_py_spy(raw: Path, runs: int) -> dict[str, Any]:
@@ -166,10 +168,10 @@ def summarise_py_spy(raw: Path, runs: int) -> dict[str, Any]:
     """
     buckets = (
         ("importing modules (the code location, Dagster, SQLAlchemy, httpx ...)", "_find_and_load ("),
-        ("writing Dagster events and run status to storage", "dagster/_core/storage"),
+        ("Dagster storage writes (events, run status)", "dagster/_core/storage"),
         ("the sync itself (ops, CRM client, app database)", "nurturehub_pipelines/"),
         ("the sync itself (ops, CRM client, app database)", "crm_resources/"),
-        ("Dagster: building the job, plan and instance; executing steps", "dagster/"),
+        ("Dagster machinery (building the job, plan and instance; executing steps)", "dagster/"),
     )
     per_bucket: dict[str, int] = {}
     totals = {"run workers": 0, "code server": 0, "daemon": 0}

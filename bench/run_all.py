@@ -25,13 +25,7 @@ from bench.common import PYTHON, REPO, log, machine, results_dir
 
 README = REPO / "bench" / "README.md"
 # Candidate engine changes measured beside the real sync (bench/experiments.py; README "What to change").
-EXPERIMENTS = [
-    "shallow_rows",
-    "pg_copy_merge",
-    "pg_copy_merge+fast_phone",
-    "pg_copy_merge+fast_phone+prefetch",
-    "pg_copy_merge+fast_phone+prefetch+id_digest",
-]
+EXPERIMENTS = ["pg_execute_values", "pg_copy_merge", "pg_copy_merge+one_connection"]
 
 
 # Tiny sizes for tests/bench/test_bench_smoke.py: every code path, none of the time.
@@ -96,6 +90,7 @@ def run_alert_latency(commands: list[list[str]]) -> None:
             "median_s": float(match.group(2)),
             "last_s": float(match.group(3)),
         }
+    out["machine"] = machine()
     (results_dir() / "alert_latency.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
@@ -132,10 +127,10 @@ def sync_rows(sync: dict[str, Any]) -> list[list[str]]:
     published = sync.get("full_published")
     if published:
         rows.append(
-            ["1", "Full sync at Reapit's published rate (20 req/s both sides)", "the rate's floor",
-             f"{published['records_per_s']:,.0f} rec/s in {published['job_seconds']:.1f} s "
-             f"(floor {published['floor_seconds']:.0f} s), {_mb(published['vmhwm_mb'])}",
-             verdict(published["vmhwm_mb"] <= 300), "RSS ≤ 300 MB"]
+            ["1", "Full sync at Reapit's published rate (20 req/s both sides)", "RSS ≤ 300 MB",
+             f"{published['records_per_s']:,.0f} rec/s in {published['job_seconds']:.1f} s, "
+             f"{_mb(published['vmhwm_mb'])}", verdict(published["vmhwm_mb"] <= 300),
+             f"the rate allows no less than {published['floor_seconds']:.0f} s"]
         )  # fmt: skip
     for spec, run in sync.get("experiments", {}).items():
         rows.append(
@@ -159,8 +154,9 @@ def sync_rows(sync: dict[str, Any]) -> list[list[str]]:
             ["2", f"Incremental: requests per stream ({changed['contacts']} contacts, {changed['leads']} leads "
              "changed)", "≤ 2", f"contacts {req['contacts']}, leads {req['leads']} (+1 token)",
              verdict(worst <= 2), "from the sandbox's request log"],
-            ["2", "Incremental: time vs the lifted full sync", "≤ 1/50 (2 %)",
-             f"{inc['job_seconds']:.2f} s = {inc['share_of_full_lifted']:.2%}",
+            ["2", "Incremental: time vs the full sync (lifted; at the published rate)", "≤ 1/50 (2 %)",
+             f"{inc['job_seconds']:.2f} s = {inc['share_of_full_lifted']:.2%} of the lifted full sync"
+             + (f"; {inc['job_seconds'] / published['job_seconds']:.2%} at the published rate" if published else ""),
              verdict(inc["share_of_full_lifted"] <= 0.02),
              f"process incl. imports {inc['process_wall_seconds']:.1f} s"],
         ]  # fmt: skip
@@ -234,6 +230,8 @@ def dagster_rows(result: dict[str, Any]) -> list[list[str]]:
 def alert_rows(result: dict[str, Any]) -> list[list[str]]:
     rows = []
     for engine, part in result.items():
+        if engine == "machine":
+            continue
         rows.append(
             ["5", f"Alert latency, {part['integrations']:,} third failures at once (app DB {engine})", "≤ 60 s",
              f"last email {part['last_s']:.1f} s (first {part['first_s']:.1f}, median {part['median_s']:.1f})",

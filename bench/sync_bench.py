@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         action="append",
         default=[],
         help="also run the lifted full sync with these candidate changes (bench/experiments.py), "
-        "e.g. shallow_rows or shallow_rows+prefetch; repeatable",
+        "e.g. pg_copy_merge; several joined with +; repeatable",
     )
     parser.add_argument(
         "--profile", action="store_true", help="one more lifted full sync, under pyinstrument (bench/results/)"

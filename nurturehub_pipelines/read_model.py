@@ -8,21 +8,27 @@ scan bounded by what it counts, so a card costs the same whatever the size of th
 - `ix_crm_sync_log_integration_newest (integration_id, occurred_at, id)` answers the log and
   "is a run writing rows right now";
 - `ix_crm_sync_log_finished_run` answers "has this request's run finished".
+
+On PostgreSQL `cards` sends those same seeks for every integration of the organisation in one statement (a
+LATERAL join), so the page costs 3-4 statements whatever the number of integrations; SQLite, which has no
+LATERAL, runs them integration by integration (`card`).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, select, tuple_
+from sqlalchemy import Connection, exists, func, literal, select, true, tuple_, union_all
 
 from crm_resources.registry import crm_name
 from nurturehub_pipelines import settings
 from nurturehub_pipelines.store import sync_requests
 from nurturehub_pipelines.store.tables import crm_sync_log, integrations, utcnow
+from nurturehub_pipelines.store.tables import sync_requests as sync_requests_table
 
 STALE_AFTER = timedelta(hours=8)  # twice the 4-hour schedule (DESIGN.md, Health)
 RECENT_ERRORS = 5
@@ -281,14 +287,37 @@ def _health(latest: LogEvent | None, completed: LogEvent | None, now: datetime) 
 
 
 def card(conn: Connection, ref: IntegrationRef, now: datetime, next_tick: datetime | None = None) -> Card:
-    finished_ok = _newest_of_kind(conn, ref.id, "sync_finished", "success", 1)
-    finished_warning = _newest_of_kind(conn, ref.id, "sync_finished", "warning", 1)
-    finished_error = _newest_of_kind(conn, ref.id, "sync_finished", "error", RECENT_ERRORS)
-    refused = _newest_of_kind(conn, ref.id, "sync_requested", "error", RECENT_ERRORS)
-    completed = _newest(finished_ok + finished_warning)
-    latest = _newest(finished_ok + finished_warning + finished_error[:1])
+    kinds = {
+        "ok": _newest_of_kind(conn, ref.id, "sync_finished", "success", 1),
+        "warning": _newest_of_kind(conn, ref.id, "sync_finished", "warning", 1),
+        "error": _newest_of_kind(conn, ref.id, "sync_finished", "error", RECENT_ERRORS),
+        "refused": _newest_of_kind(conn, ref.id, "sync_requested", "error", RECENT_ERRORS),
+    }
+    completed = _newest(kinds["ok"] + kinds["warning"])
+    return _card(
+        ref,
+        kinds,
+        completed,
+        consecutive_failures=_failures_since(conn, ref.id, completed),
+        in_progress=sync_in_progress(conn, ref.id, now),
+        now=now,
+        next_tick=next_tick or next_sync_at(now),
+    )
+
+
+def _card(
+    ref: IntegrationRef,
+    kinds: dict[str, list[LogEvent]],
+    completed: LogEvent | None,
+    consecutive_failures: int,
+    in_progress: bool,
+    now: datetime,
+    next_tick: datetime,
+) -> Card:
+    """A card from the newest rows of each kind ("ok", "warning", "error", "refused"), in any order."""
+    latest = _newest(kinds["ok"] + kinds["warning"] + kinds["error"])
     health, reason = _health(latest, completed, now)
-    errors = sorted(finished_error + refused, key=lambda event: event.order, reverse=True)
+    errors = sorted(kinds["error"] + kinds["refused"], key=lambda event: event.order, reverse=True)
     return Card(
         id=ref.id,
         crm=ref.crm,
@@ -297,9 +326,9 @@ def card(conn: Connection, ref: IntegrationRef, now: datetime, next_tick: dateti
         last_synced_at=completed.occurred_at if completed else None,
         health=health,
         health_reason=reason,
-        consecutive_failures=_failures_since(conn, ref.id, completed),
-        sync_in_progress=sync_in_progress(conn, ref.id, now),
-        next_sync_at=(next_tick or next_sync_at(now)) if ref.enabled else None,
+        consecutive_failures=consecutive_failures,
+        sync_in_progress=in_progress,
+        next_sync_at=next_tick if ref.enabled else None,
         recent_errors=tuple(errors[:RECENT_ERRORS]),
     )
 
@@ -307,4 +336,121 @@ def card(conn: Connection, ref: IntegrationRef, now: datetime, next_tick: dateti
 def cards(conn: Connection, org_id: int, now: datetime | None = None) -> list[Card]:
     now = now or utcnow()
     next_tick = next_sync_at(now)
-    return [card(conn, ref, now, next_tick) for ref in integration_refs(conn, org_id)]
+    refs = integration_refs(conn, org_id)
+    if conn.dialect.name == "postgresql" and refs:
+        return _cards_in_one_pass(conn, org_id, refs, now, next_tick)
+    return [card(conn, ref, now, next_tick) for ref in refs]
+
+
+# PostgreSQL: every card of an organisation in a bounded number of statements.
+
+
+def _seek(tag: str, limit: int, *where: Any) -> Any:
+    """One of `card`'s index seeks, for the integration of the enclosing LATERAL row."""
+    return (
+        select(literal(tag).label("tag"), *_LOG_COLUMNS)
+        .where(crm_sync_log.c.integration_id == integrations.c.id, *where)
+        .correlate(integrations)
+        .order_by(*_NEWEST)
+        .limit(limit)
+    )
+
+
+def _of_kind(event_type: str, outcome: str) -> tuple[Any, ...]:
+    return (crm_sync_log.c.event_type == event_type, crm_sync_log.c.outcome == outcome)
+
+
+def _newest_of_each_kind(org_id: int, now: datetime) -> Any:
+    """`card`'s five seeks for each integration of the organisation, in one statement (CROSS JOIN LATERAL)."""
+    seeks = union_all(
+        _seek("ok", 1, *_of_kind("sync_finished", "success")),
+        _seek("warning", 1, *_of_kind("sync_finished", "warning")),
+        _seek("error", RECENT_ERRORS, *_of_kind("sync_finished", "error")),
+        _seek("refused", RECENT_ERRORS, *_of_kind("sync_requested", "error")),
+        _seek(  # as in run_writing
+            "writing",
+            1,
+            crm_sync_log.c.occurred_at >= now - RUN_ACTIVITY_WINDOW,
+            crm_sync_log.c.run_id.is_not(None),
+            crm_sync_log.c.event_type != "sync_requested",
+        ),
+    ).lateral("newest")
+    return (
+        select(integrations.c.id.label("integration_id"), seeks)
+        .select_from(integrations.join(seeks, true()))
+        .where(integrations.c.org_id == org_id)
+    )
+
+
+def _cards_in_one_pass(
+    conn: Connection, org_id: int, refs: list[IntegrationRef], now: datetime, next_tick: datetime
+) -> list[Card]:
+    """The cards `card` builds, with its per-integration queries batched (bench/README.md, section 3).
+
+    The failure streak is counted from the fetched failed syncs unless all RECENT_ERRORS of them are newer
+    than the last completed sync; only then is it counted as `_failures_since` does, in one more statement.
+    """
+    kinds: dict[int, dict[str, list[LogEvent]]] = defaultdict(lambda: defaultdict(list))
+    for row in conn.execute(_newest_of_each_kind(org_id, now)):
+        kinds[row.integration_id][row.tag].append(LogEvent(*row[2:]))
+    completed = {ref.id: _newest(kinds[ref.id]["ok"] + kinds[ref.id]["warning"]) for ref in refs}
+    streaks = {ref.id: _fetched_streak(kinds[ref.id]["error"], completed[ref.id]) for ref in refs}
+    uncounted = [ref.id for ref in refs if streaks[ref.id] is None]
+    if uncounted:
+        streaks.update(_count_streaks(conn, uncounted, completed))
+    requested = _requested(conn, [ref.id for ref in refs], now)
+    return [
+        _card(
+            ref,
+            kinds[ref.id],
+            completed[ref.id],
+            consecutive_failures=streaks[ref.id] or 0,
+            in_progress=ref.id in requested or _writing(kinds[ref.id]["writing"]),
+            now=now,
+            next_tick=next_tick,
+        )
+        for ref in refs
+    ]
+
+
+def _writing(newest_run_row: list[LogEvent]) -> bool:
+    return bool(newest_run_row) and newest_run_row[0].event_type in STEP_EVENTS
+
+
+def _fetched_streak(errors: list[LogEvent], completed: LogEvent | None) -> int | None:
+    """Failed syncs after the last completed one, if the fetched ones settle it (None: count them)."""
+    after = [error for error in errors if completed is None or error.order > completed.order]
+    return None if len(after) == RECENT_ERRORS else len(after)
+
+
+def _count_streaks(conn: Connection, ids: list[int], completed: dict[int, LogEvent | None]) -> dict[int, int]:
+    """`_failures_since` for each of `ids`, one UNION ALL branch each."""
+    branches = []
+    for integration_id in ids:
+        query = select(literal(integration_id).label("integration_id"), func.count().label("n")).where(
+            crm_sync_log.c.integration_id == integration_id, *_of_kind("sync_finished", "error")
+        )
+        since = completed[integration_id]
+        if since is not None:
+            query = query.where(
+                tuple_(crm_sync_log.c.occurred_at, crm_sync_log.c.id) > tuple_(since.occurred_at, since.id)
+            )
+        branches.append(query)
+    return {row.integration_id: row.n for row in conn.execute(union_all(*branches))}
+
+
+def _requested(conn: Connection, ids: list[int], now: datetime) -> set[int]:
+    """Integrations whose sync is requested, queued or running: `sync_requests.still_active`, batched."""
+    table = sync_requests_table
+    run_finished = exists().where(crm_sync_log.c.run_id == table.c.run_id, crm_sync_log.c.event_type == "sync_finished")
+    rows = conn.execute(
+        select(*sync_requests._COLUMNS, run_finished.label("run_finished")).where(
+            table.c.integration_id.in_(ids), table.c.status.in_(sync_requests.ACTIVE)
+        )
+    ).all()
+    requested = set()
+    for row in rows:
+        request = sync_requests.SyncRequest(*row[:-1])
+        if not request.expired(now) and (request.status == "pending" or request.run_id is None or not row[-1]):
+            requested.add(request.integration_id)
+    return requested

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Connection, Engine, insert, update
 
 from crm_resources.core import CrmClient, CrmError, ErrorKind
 from crm_resources.records import SkipRecord
@@ -166,12 +166,17 @@ class SyncSession:
         return StepResult("auth_refresh", "success", self.client.authenticate())
 
     def _import(self, stream: str, event_type: str) -> StepResult:
+        # One connection for the stream and a transaction per page on it: no pool checkout per page.
+        with self.db.connect() as conn:
+            return self._import_on(conn, stream, event_type)
+
+    def _import_on(self, conn: Connection, stream: str, event_type: str) -> StepResult:
         spec = self.client.spec
         table = STREAMS[stream][1]
         mapper = spec.map_contact if stream == "contacts" else spec.map_lead
         since = None
         if not self.full and spec.since_param:
-            with self.db.connect() as conn:
+            with conn.begin():
                 since = cursors.read_from(conn, self.integration.id, stream)
         result = StepResult(event_type, "success", "")
         high_water: datetime | None = None
@@ -206,17 +211,17 @@ class SyncSession:
                 seen.add(record.external_id)
                 if record.source_updated_at and (high_water is None or record.source_updated_at > high_water):
                     high_water = record.source_updated_at
-            with self.db.begin() as conn:
+            with conn.begin():
                 result.affected += upsert_records(conn, table, self.integration.id, records)
                 if skips:
                     conn.execute(insert(skipped_records), skips)
             result.read += len(page.records)
             result.skipped += len(skips)
         if spec.missing_means_deleted and since is None:
-            with self.db.begin() as conn:
+            with conn.begin():
                 result.affected += mark_missing_deleted(conn, table, self.integration.id, seen)
         if high_water is not None:
-            with self.db.begin() as conn:
+            with conn.begin():
                 cursors.advance(conn, self.integration.id, stream, high_water, full=since is None)
         noun = "contact" if stream == "contacts" else "lead"
         result.message = f"{plural(result.affected, noun)} written ({result.read:,} read)"

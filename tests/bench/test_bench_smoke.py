@@ -58,7 +58,7 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert dagster["latency"]["n"] == 1 and dagster["throughput"]["runs"] == 2
 
     alerts = json.loads((results / "alert_latency.json").read_text())
-    assert set(alerts) == {"sqlite", "postgresql"}
+    assert {"sqlite", "postgresql"} <= set(alerts)
 
     table = readme.read_text()
     assert "not run yet" not in table
