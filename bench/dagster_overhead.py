@@ -72,8 +72,7 @@ def seed(database_url: str, sandbox_env: dict[str, str], count: int) -> tuple[in
     with engine.begin() as conn:
         org = accounts.create_org(conn, "Bench Lettings", "owner@bench.example")["org_id"]
         ids = [
-            accounts.add_integration(conn, org, CRM, f"Reapit {n}", {"customer_id": "SBOX"}, {})
-            for n in range(count)
+            accounts.add_integration(conn, org, CRM, f"Reapit {n}", {"customer_id": "SBOX"}, {}) for n in range(count)
         ]
     saved = dict(os.environ)
     os.environ.update(sandbox_env)

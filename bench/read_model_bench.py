@@ -363,8 +363,7 @@ def explain(engine: Engine, world: World) -> tuple[str, list[dict[str, Any]]]:
             touches_log = "crm_sync_log" in statement
             unindexed = postgres and "Seq Scan on crm_sync_log" in plan
             unindexed = unindexed or (
-                not postgres
-                and any(line.startswith("SCAN crm_sync_log") and "USING" not in line for line in lines)
+                not postgres and any(line.startswith("SCAN crm_sync_log") and "USING" not in line for line in lines)
             )
             execution = next((line for line in lines if line.startswith("Execution Time")), "")
             queries.append(

@@ -119,9 +119,7 @@ def _requested(conn: Connection, ids: list[int], now: datetime) -> set[int]:
         {"ids": ids},
     ).all()
     return {
-        row.integration_id
-        for row in found
-        if sync_requests.still_active(conn, sync_requests.SyncRequest(*row), now)
+        row.integration_id for row in found if sync_requests.still_active(conn, sync_requests.SyncRequest(*row), now)
     }
 
 

@@ -52,8 +52,9 @@ def benchmarks(args: argparse.Namespace) -> dict[str, list[list[str]]]:
         "sync": [sync],
         "read_model": [[PYTHON, "-m", "bench.read_model_bench"]],
         "dagster_overhead": [[PYTHON, "-m", "bench.dagster_overhead"]],
-        "dagster_profile": [[PYTHON, "-m", "bench.dagster_overhead", "--py-spy", "--runs", "5", "--out",
-                             "dagster_overhead_profile"]],
+        "dagster_profile": [
+            [PYTHON, "-m", "bench.dagster_overhead", "--py-spy", "--runs", "5", "--out", "dagster_overhead_profile"]
+        ],
         "alert_latency": [alert, [*alert, "--pg"]],
     }
     if not Path(PYTHON).with_name("py-spy").exists():

@@ -73,9 +73,7 @@ def main() -> None:
     with db.engine().connect() as conn:
         rows = conn.execute(select(crm_sync_log).where(crm_sync_log.c.run_id == result.run_id)).mappings()
         events = {
-            row["event_type"]: {
-                k: row[k] for k in ("outcome", "records_affected", "records_skipped", "message")
-            }
+            row["event_type"]: {k: row[k] for k in ("outcome", "records_affected", "records_skipped", "message")}
             for row in rows
         }
     emit(

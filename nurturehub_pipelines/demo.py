@@ -119,9 +119,7 @@ def _serve(args: argparse.Namespace, token: str) -> int:
     ]
     page = f"http://localhost:{args.port}/dashboard/settings/integrations"
     print(
-        json.dumps(
-            {"page": page, "dagster": f"http://localhost:{args.dagster_port}", "sign_in_token": token}, indent=2
-        )
+        json.dumps({"page": page, "dagster": f"http://localhost:{args.dagster_port}", "sign_in_token": token}, indent=2)
     )
     print("Sign in on the page with the token above. Ctrl-C stops everything.", file=sys.stderr)
     try:

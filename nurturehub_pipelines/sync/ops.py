@@ -1,7 +1,6 @@
 """The sync steps as Dagster ops. They are the same for every CRM: each job binds its own CRM's
 resource to the `crm_api` key, and the ops ask that resource which CRM they are syncing."""
 
-
 from typing import Any
 
 from dagster import Config, Failure, In, OpExecutionContext, Out, op

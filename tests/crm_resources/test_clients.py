@@ -311,9 +311,13 @@ def test_agentos_waits_60_s_after_a_429_without_retry_after(
     """With production tuning: a bare 429 waits agentOS's 60 s; a Retry-After is honoured."""
     slept: list[float] = []
     monkeypatch.setattr(time, "sleep", slept.append)
-    answers = iter([httpx.Response(429, json={"Message": "slow down"}, headers=dict(
-        [("Retry-After", retry_after)] if retry_after else []
-    ))])
+    answers = iter(
+        [
+            httpx.Response(
+                429, json={"Message": "slow down"}, headers=dict([("Retry-After", retry_after)] if retry_after else [])
+            )
+        ]
+    )
 
     def agentos(request: httpx.Request) -> httpx.Response:
         return next(answers, None) or httpx.Response(200, json={"Count": 1, "Data": [{"OID": "x"}]})
