@@ -19,8 +19,12 @@ from nurturehub_pipelines.store.tables import utcnow
 _FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (Contact, Lead)}
 
 
+def canonical_json(raw: Any) -> str:
+    return json.dumps(raw, sort_keys=True, default=str, separators=(",", ":"))
+
+
 def content_hash(raw: Any) -> str:
-    return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(canonical_json(raw).encode()).hexdigest()
 
 
 def dialect_insert(conn: Connection, table: Table) -> Any:
@@ -40,12 +44,17 @@ def upsert_records(conn: Connection, table: Table, integration_id: int, records:
     if not records:
         return 0
     now = utcnow()
+    postgres = conn.dialect.name == "postgresql"
     rows: dict[str, dict[str, Any]] = {}
     for record in records:  # last one wins if a page repeats an id (one statement can't hit a row twice)
         row = {name: getattr(record, name) for name in _FIELDS[type(record)]}  # shallow: raw is not copied
-        row.update(integration_id=integration_id, content_hash=content_hash(record.raw), synced_at=now)
+        raw_json = canonical_json(record.raw)  # serialised once: hashed here, and COPY's text on PostgreSQL
+        row.update(integration_id=integration_id, content_hash=hashlib.sha256(raw_json.encode()).hexdigest())
+        row["synced_at"] = now
+        if postgres:
+            row["raw"] = raw_json
         rows[record.external_id] = row
-    if conn.dialect.name == "postgresql":
+    if postgres:
         return _merge_via_copy(conn, table, list(rows.values()))
     stmt = dialect_insert(conn, table)
     changing = [c.name for c in table.columns if c.name not in ("id", "integration_id", "external_id")]
@@ -58,7 +67,9 @@ def upsert_records(conn: Connection, table: Table, integration_id: int, records:
 
 
 def _copy_field(value: Any) -> str:
-    """One field in COPY's text format."""
+    """One field in COPY's text format (`raw` arrives already serialised)."""
+    if type(value) is str:
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     if value is None:
         return "\\N"
     if isinstance(value, bool):
