@@ -10,7 +10,7 @@ $(BIN)/nurturehub: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
-.PHONY: install demo sync-demo test test-sqlite test-postgres lint bench-smoke
+.PHONY: install demo sync-demo test test-sqlite test-postgres lint
 install: $(BIN)/nurturehub
 
 demo: install
