@@ -29,3 +29,4 @@ test-postgres: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy

@@ -142,7 +142,7 @@ def app_env(database_url: str, home: Path) -> dict[str, str]:
 # --- the CRM sandbox --------------------------------------------------------------------------
 
 
-SANDBOX_MAIN = "from crm_resources.sandbox.server import serve_forever; serve_forever(port={port})"
+SANDBOX_MAIN = "from crm_sandbox.server import serve_forever; serve_forever(port={port})"
 
 
 @dataclass
@@ -153,7 +153,7 @@ class Sandbox:
 
     def crm_env(self) -> dict[str, str]:
         """The env of a deployment pointed at this sandbox: base URLs and NurtureHub's app credentials."""
-        from crm_resources.sandbox.credentials import SANDBOX_CREDENTIALS
+        from crm_sandbox.credentials import SANDBOX_CREDENTIALS
 
         env = {k: v for k, v in self.urls.items() if k != "OPENAPI_BASE_URL"}
         for crm in ("reapit", "alto"):

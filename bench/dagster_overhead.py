@@ -50,7 +50,7 @@ from bench.common import (
     sandbox_process,
     write_result,
 )
-from crm_resources.sandbox.control import SandboxControl
+from crm_sandbox.control import SandboxControl
 from nurturehub_pipelines.instance import CRM_RUN_CEILINGS, instance_config
 from nurturehub_pipelines.run_contract import run_config, run_tags
 from nurturehub_pipelines.store import accounts, db

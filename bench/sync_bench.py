@@ -51,8 +51,8 @@ from bench.common import (
     write_result,
 )
 from crm_resources.reapit import ReapitResource, map_contact, map_lead
-from crm_resources.sandbox.control import SandboxControl
-from crm_resources.sandbox.credentials import SANDBOX_CREDENTIALS
+from crm_sandbox.control import SandboxControl
+from crm_sandbox.credentials import SANDBOX_CREDENTIALS
 from nurturehub_pipelines.store import accounts, db
 from nurturehub_pipelines.store.tables import utcnow
 from nurturehub_pipelines.sync.upsert import content_hash

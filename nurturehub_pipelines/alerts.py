@@ -44,8 +44,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from crm_resources.core.london import london_time
 from crm_resources.registry import crm_name
-from nurturehub_pipelines.read_model import london_time
 from nurturehub_pipelines.settings import AlertSettings
 from nurturehub_pipelines.store.tables import (
     alert_outbox,

@@ -136,7 +136,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from crm_resources.sandbox.server import serve_forever
+    from crm_sandbox.server import serve_forever
 
     serve_forever(args.host, args.port)
     return 0

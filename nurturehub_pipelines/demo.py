@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import select
 
 from crm_resources.registry import CRMS, REGISTRY, crm_name
-from crm_resources.sandbox.control import SandboxControl
-from crm_resources.sandbox.credentials import SANDBOX_CREDENTIALS
-from crm_resources.sandbox.server import SandboxServer
+from crm_sandbox.control import SandboxControl
+from crm_sandbox.credentials import SANDBOX_CREDENTIALS
+from crm_sandbox.server import SandboxServer
 from nurturehub_pipelines.store import accounts, db
 from nurturehub_pipelines.store.tables import crm_sync_log, organisations, users
 

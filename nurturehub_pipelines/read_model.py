@@ -20,10 +20,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, exists, func, literal, select, true, tuple_, union_all
 
+from crm_resources.core.london import london_time
 from crm_resources.registry import crm_name
 from nurturehub_pipelines import settings
 from nurturehub_pipelines.store import sync_requests
@@ -37,7 +37,6 @@ LOG_LIMIT = 100
 # gets its sync_finished from the failure sensor; the window only bounds the scan if that sensor is down.
 RUN_ACTIVITY_WINDOW = timedelta(hours=6)
 STEP_EVENTS = ("auth_refresh", "contact_import", "lead_update")
-LONDON = ZoneInfo(settings.SCHEDULE_TIMEZONE)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -260,16 +259,6 @@ def next_sync_at(now: datetime) -> datetime:
         if tick.timestamp() > now.timestamp():
             return tick.astimezone(now.tzinfo)
     raise AssertionError("a cron schedule has a next tick")  # pragma: no cover
-
-
-def london_time(value: datetime, now: datetime) -> str:
-    """ "09:00" today, "09:00 on 3 March" before that (the UK agency's own clock, as in the alerts)."""
-    local, today = value.astimezone(LONDON), now.astimezone(LONDON)
-    if local.date() == today.date():
-        return local.strftime("%H:%M")
-    if local.year == today.year:
-        return f"{local:%H:%M} on {local.day} {local:%B}"
-    return f"{local:%H:%M} on {local.day} {local:%B %Y}"
 
 
 def _health(latest: LogEvent | None, completed: LogEvent | None, now: datetime) -> tuple[str, str | None]:

@@ -10,10 +10,10 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Table, or_, select, update
 
 from crm_resources.records import Contact, Lead
+from nurturehub_pipelines.store.dialect import dialect_insert
 from nurturehub_pipelines.store.tables import utcnow
 
 _FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (Contact, Lead)}
@@ -25,14 +25,6 @@ def canonical_json(raw: Any) -> str:
 
 def content_hash(raw: Any) -> str:
     return hashlib.sha256(canonical_json(raw).encode()).hexdigest()
-
-
-def dialect_insert(conn: Connection, table: Table) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table)
-    return insert(table)
 
 
 def upsert_records(conn: Connection, table: Table, integration_id: int, records: Sequence[Contact | Lead]) -> int:

@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 from crm_resources import records as r
 from crm_resources.core import CrmClient, CrmError, CrmResource, ErrorKind
 from crm_resources.registry import CRMS, REGISTRY
-from crm_resources.sandbox.control import SandboxControl
-from crm_resources.sandbox.credentials import SANDBOX_CREDENTIALS
-from crm_resources.sandbox.server import SandboxServer
 from crm_resources.street import StreetResource
+from crm_sandbox.control import SandboxControl
+from crm_sandbox.credentials import SANDBOX_CREDENTIALS
+from crm_sandbox.server import SandboxServer
 from nurturehub_pipelines.store import accounts, db
 from nurturehub_pipelines.store.tables import contacts, leads, sync_cursors
 from nurturehub_pipelines.sync.engine import StepResult, SyncSession

@@ -17,9 +17,9 @@ from dagster._core.workspace.load_target import ModuleTarget
 from sqlalchemy import select, update
 
 from crm_resources.registry import resource_from_env
-from crm_resources.sandbox.control import SandboxControl
-from crm_resources.sandbox.credentials import SANDBOX_CREDENTIALS
-from crm_resources.sandbox.server import SandboxServer
+from crm_sandbox.control import SandboxControl
+from crm_sandbox.credentials import SANDBOX_CREDENTIALS
+from crm_sandbox.server import SandboxServer
 from nurturehub_pipelines.instance import ensure_embedded_instance
 from nurturehub_pipelines.jobs import build_sync_job
 from nurturehub_pipelines.run_contract import job_name, run_config, run_tags

@@ -11,9 +11,9 @@ from dagster import DagsterInstance
 from sqlalchemy import func, select
 
 from crm_resources.registry import CRMS, REGISTRY, resource_from_env
-from crm_resources.sandbox.control import SandboxControl
-from crm_resources.sandbox.credentials import SANDBOX_CREDENTIALS
-from crm_resources.sandbox.server import SandboxServer
+from crm_sandbox.control import SandboxControl
+from crm_sandbox.credentials import SANDBOX_CREDENTIALS
+from crm_sandbox.server import SandboxServer
 from nurturehub_pipelines.jobs import build_sync_job
 from nurturehub_pipelines.run_contract import run_config, run_tags
 from nurturehub_pipelines.store import accounts, db

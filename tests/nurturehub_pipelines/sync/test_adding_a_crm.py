@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from crm_resources import openapi, registry
 from crm_resources.core import CrmResource, CrmSpec, CursorPaginator, Endpoint, HeaderAuth
-from crm_resources.sandbox.control import SandboxControl
-from crm_resources.sandbox.credentials import SANDBOX_CREDENTIALS
-from crm_resources.sandbox.server import SandboxServer
+from crm_sandbox.control import SandboxControl
+from crm_sandbox.credentials import SANDBOX_CREDENTIALS
+from crm_sandbox.server import SandboxServer
 from nurturehub_pipelines.jobs import build_sync_job
 from nurturehub_pipelines.run_contract import run_config, run_tags
 from nurturehub_pipelines.store import accounts, db

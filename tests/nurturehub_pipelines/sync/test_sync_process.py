@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select, text
 
-from crm_resources.sandbox.credentials import SANDBOX_CREDENTIALS
+from crm_sandbox.credentials import SANDBOX_CREDENTIALS
 from nurturehub_pipelines.store import db
 from nurturehub_pipelines.store.tables import crm_sync_log
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import select, update
 
-from nurturehub_pipelines.read_model import london_time
+from crm_resources.core.london import london_time
 from nurturehub_pipelines.store import db
 from nurturehub_pipelines.store.tables import crm_sync_log, integrations, sync_requests, utcnow
 

@@ -16,9 +16,9 @@ import yaml
 from dagster import DagsterInstance
 from sqlalchemy import select, update
 
-from crm_resources.sandbox.control import SandboxControl
-from crm_resources.sandbox.credentials import SANDBOX_CREDENTIALS
-from crm_resources.sandbox.server import SandboxServer
+from crm_sandbox.control import SandboxControl
+from crm_sandbox.credentials import SANDBOX_CREDENTIALS
+from crm_sandbox.server import SandboxServer
 from nurturehub_pipelines import run_contract
 from nurturehub_pipelines.instance import instance_config
 from nurturehub_pipelines.store import db

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sandbox_drivers import Driver
 
-from crm_resources.sandbox import SANDBOX_CREDENTIALS, SandboxControl, SandboxServer
+from crm_sandbox import SANDBOX_CREDENTIALS, SandboxControl, SandboxServer
 
 DriverFor = Callable[[str], Driver]
 REPO = Path(__file__).resolve().parents[3]
@@ -76,7 +76,7 @@ def test_dataset_update_keeps_omitted_values(control: SandboxControl) -> None:
 
 
 def test_serve_forever_prints_the_base_urls_and_serves() -> None:
-    code = "from crm_resources.sandbox import serve_forever; serve_forever('127.0.0.1', 0)"
+    code = "from crm_sandbox import serve_forever; serve_forever('127.0.0.1', 0)"
     process = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None

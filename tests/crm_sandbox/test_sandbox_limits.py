@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from sandbox_drivers import Driver
 
-from crm_resources.sandbox import SandboxControl
+from crm_sandbox import SandboxControl
 
 DriverFor = Callable[[str], Driver]
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sandbox_drivers import Driver
 
-from crm_resources.sandbox import SANDBOX_CREDENTIALS, SandboxControl
+from crm_sandbox import SANDBOX_CREDENTIALS, SandboxControl
 
 DriverFor = Callable[[str], Driver]
 # Base records of the default dataset are 2026-01-01T00:00Z + slot minutes (slots 0..249); a touch is

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sandbox_drivers import DRIVERS, Driver
 
-from crm_resources.sandbox import SandboxControl, SandboxServer
+from crm_sandbox import SandboxControl, SandboxServer
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from crm_resources.sandbox import SANDBOX_CREDENTIALS
+from crm_sandbox import SANDBOX_CREDENTIALS
 
 Request = tuple[str, dict[str, Any]]
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sandbox_drivers import Driver, LoopDetected
 
-from crm_resources.sandbox import SandboxControl
+from crm_sandbox import SandboxControl
 
 DriverFor = Callable[[str], Driver]
 SLEEPS = {"timeout": 0.5, "delay": 0.2}

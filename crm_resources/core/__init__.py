@@ -22,17 +22,16 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol
-from zoneinfo import ZoneInfo
 
 import httpx
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_exponential_jitter
 
+from crm_resources.core.london import london_hhmm
 from crm_resources.records import Contact, Lead
 
 log = logging.getLogger("crm_resources")
-LONDON = ZoneInfo("Europe/London")
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -72,10 +71,6 @@ class CrmError(Exception):
 
     def __str__(self) -> str:
         return self.message
-
-
-def london_hhmm(moment: datetime) -> str:
-    return moment.astimezone(LONDON).strftime("%H:%M")
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
