@@ -76,3 +76,6 @@ def schedule_cron() -> str:
 
 
 SCHEDULE_TIMEZONE = "Europe/London"
+
+# The integrations page: served by the web app, linked from every alert and printed by the demo.
+PAGE_PATH = "/dashboard/settings/integrations"
