@@ -9,10 +9,11 @@ partial unique index allows one active request per integration, which is what ma
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import ColumnElement, Connection, and_, exists, insert, select, update
 
 from nurturehub_pipelines.store.tables import crm_sync_log, integrations, sync_requests
 
@@ -62,23 +63,40 @@ def active_request(conn: Connection, integration_id: int) -> SyncRequest | None:
     return SyncRequest(*row) if row else None
 
 
+def _finished(run_id: object) -> ColumnElement[bool]:
+    """The run's `sync_finished` row (`run_id` a value or a column): served by the partial run_id index."""
+    return and_(crm_sync_log.c.run_id == run_id, crm_sync_log.c.event_type == "sync_finished")
+
+
 def run_finished(conn: Connection, run_id: str) -> bool:
     """Whether the run has written its `sync_finished` row (one seek on the partial run_id index)."""
-    return (
-        conn.execute(
-            select(crm_sync_log.c.id)
-            .where(crm_sync_log.c.run_id == run_id, crm_sync_log.c.event_type == "sync_finished")
-            .limit(1)
-        ).first()
-        is not None
-    )
+    return conn.execute(select(crm_sync_log.c.id).where(_finished(run_id)).limit(1)).first() is not None
+
+
+def _stands(request: SyncRequest, now: datetime, finished: Callable[[str], bool]) -> bool:
+    """The one rule of `still_active` and `in_progress`; `finished` is asked last, only when it decides."""
+    if request.expired(now):
+        return False
+    return request.status == "pending" or request.run_id is None or not finished(request.run_id)
 
 
 def still_active(conn: Connection, request: SyncRequest, now: datetime) -> bool:
     """True while the request stands for a sync that is requested, queued or running."""
-    if request.expired(now):
-        return False
-    return request.status == "pending" or request.run_id is None or not run_finished(conn, request.run_id)
+    return _stands(request, now, lambda run_id: run_finished(conn, run_id))
+
+
+def in_progress(conn: Connection, integration_ids: Collection[int], now: datetime) -> set[int]:
+    """Those of the integrations whose active request still stands: `still_active` for many, in one statement."""
+    if not integration_ids:
+        return set()
+    rows = conn.execute(
+        select(*_COLUMNS, exists().where(_finished(sync_requests.c.run_id)).label("run_finished")).where(
+            sync_requests.c.integration_id.in_(integration_ids), sync_requests.c.status.in_(ACTIVE)
+        )
+    ).all()
+    finished_runs = {row.run_id for row in rows if row.run_finished}
+    requests = [SyncRequest(*row[: len(_COLUMNS)]) for row in rows]
+    return {request.integration_id for request in requests if _stands(request, now, finished_runs.__contains__)}
 
 
 def close(conn: Connection, request_id: str, status: str, now: datetime) -> None:

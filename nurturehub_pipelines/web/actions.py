@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
+from crm_resources.core.london import london_time
 from nurturehub_pipelines import read_model
 from nurturehub_pipelines.read_model import IntegrationRef
 from nurturehub_pipelines.store import sync_requests
@@ -44,7 +45,7 @@ def request_sync(engine: Engine, ref: IntegrationRef, email: str, trigger: str) 
                 select(integrations.c.rate_limited_until).where(integrations.c.id == ref.id)
             ).scalar_one_or_none()
             if until is not None and until > now:
-                at = read_model.london_time(until, now)
+                at = london_time(until, now)
                 message = f"{label} refused: {ref.crm_name} rate limit, next attempt at {at}"
                 write_event(
                     conn,

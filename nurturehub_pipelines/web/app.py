@@ -58,7 +58,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if request.url.path.startswith("/api/"):
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
     if exc.status_code == 401:
-        target = request.url.path if request.method == "GET" else routes_page.PAGE
+        target = request.url.path if request.method == "GET" else settings.PAGE_PATH
         return RedirectResponse(f"/signin?next={quote(target)}", status_code=303)
     context = {
         "title": ERROR_TITLES.get(exc.status_code, "Something went wrong"),

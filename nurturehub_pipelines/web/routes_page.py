@@ -20,10 +20,10 @@ from starlette.templating import Jinja2Templates
 
 from nurturehub_pipelines import read_model
 from nurturehub_pipelines.read_model import Card, LogEvent
+from nurturehub_pipelines.settings import PAGE_PATH
 from nurturehub_pipelines.web import auth
 from nurturehub_pipelines.web.routes_api import checked_request, engine_of, submitted_csrf
 
-PAGE = "/dashboard/settings/integrations"
 BADGE_LABELS = {"green": "Healthy", "amber": "Warnings", "red": "Action needed", "pending": "Not synced yet"}
 EVENT_LABELS = {
     "auth_refresh": "Authentication",
@@ -94,7 +94,7 @@ async def page_sync(request: Request) -> Response:
     submitted = await submitted_csrf(request)
     ref, answer = await run_in_threadpool(checked_request, request, submitted)
     request.session["flash"] = {"id": ref.id, "kind": NOTICE_KINDS[answer.status], "text": answer.message}
-    return RedirectResponse(f"{PAGE}#integration-{ref.id}", status_code=303)
+    return RedirectResponse(f"{PAGE_PATH}#integration-{ref.id}", status_code=303)
 
 
 def signin_form(request: Request) -> Response:
@@ -104,7 +104,7 @@ def signin_form(request: Request) -> Response:
 def _signin_page(request: Request, error: str | None, status: int) -> Response:
     context = {
         "csrf": None,  # sign-in is guarded by its Origin instead: there is no session to hold a token yet
-        "next": auth.safe_next(request.query_params.get("next"), PAGE),
+        "next": auth.safe_next(request.query_params.get("next"), PAGE_PATH),
         "error": error,
         "user": None,
     }
@@ -120,7 +120,7 @@ async def signin(request: Request) -> Response:
     user = await run_in_threadpool(auth.sign_in, engine_of(request), request, token if isinstance(token, str) else "")
     if user is None:
         return _signin_page(request, "That token was not recognised. Check it and try again.", 401)
-    return RedirectResponse(auth.safe_next(target if isinstance(target, str) else None, PAGE), status_code=303)
+    return RedirectResponse(auth.safe_next(target if isinstance(target, str) else None, PAGE_PATH), status_code=303)
 
 
 async def signout(request: Request) -> Response:
@@ -134,15 +134,15 @@ async def signout(request: Request) -> Response:
 
 
 def home(_request: Request) -> Response:
-    return RedirectResponse(PAGE, status_code=303)
+    return RedirectResponse(PAGE_PATH, status_code=303)
 
 
 routes = [
     Route("/", home, methods=["GET"]),
-    Route(PAGE, page, methods=["GET"]),
-    Route(f"{PAGE}/cards", cards_partial, methods=["GET"]),
-    Route(PAGE + "/{id}/sync", page_sync, methods=["POST"]),
-    Route(PAGE + "/{id}/errors/{log_id}/retry", page_sync, methods=["POST"]),
+    Route(PAGE_PATH, page, methods=["GET"]),
+    Route(f"{PAGE_PATH}/cards", cards_partial, methods=["GET"]),
+    Route(PAGE_PATH + "/{id}/sync", page_sync, methods=["POST"]),
+    Route(PAGE_PATH + "/{id}/errors/{log_id}/retry", page_sync, methods=["POST"]),
     Route("/signin", signin_form, methods=["GET"]),
     Route("/signin", signin, methods=["POST"]),
     Route("/signout", signout, methods=["POST"]),

@@ -1,0 +1,70 @@
+"""The card (DESIGN.md, "Card fields"), assembled from fetched rows: the one place a card is put together,
+whichever path (one integration at a time, or an organisation in one pass) fetched them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from nurturehub_pipelines.read_model.events import LogEvent, iso
+from nurturehub_pipelines.read_model.health import health
+from nurturehub_pipelines.read_model.kinds import Kinds, latest_finished, recent_errors
+from nurturehub_pipelines.read_model.refs import IntegrationRef
+
+
+@dataclass(frozen=True)
+class Card:
+    id: int
+    crm: str
+    crm_name: str
+    name: str
+    last_synced_at: datetime | None
+    health: str
+    health_reason: str | None
+    consecutive_failures: int
+    sync_in_progress: bool
+    next_sync_at: datetime | None
+    recent_errors: tuple[LogEvent, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "crm": self.crm,
+            "crm_name": self.crm_name,
+            "name": self.name,
+            "last_synced_at": iso(self.last_synced_at),
+            "health": self.health,
+            "health_reason": self.health_reason,
+            "consecutive_failures": self.consecutive_failures,
+            "sync_in_progress": self.sync_in_progress,
+            "next_sync_at": iso(self.next_sync_at),
+            "recent_errors": [error.to_error_json() for error in self.recent_errors],
+        }
+
+
+def assemble(
+    ref: IntegrationRef,
+    kinds: Kinds,
+    completed: LogEvent | None,
+    consecutive_failures: int,
+    in_progress: bool,
+    now: datetime,
+    next_tick: datetime,
+) -> Card:
+    """A card from the newest rows of each kind (`kinds.KIND_SEEKS`), fetched in any order."""
+    badge, reason = health(latest_finished(kinds), completed, now)
+    return Card(
+        id=ref.id,
+        crm=ref.crm,
+        crm_name=ref.crm_name,
+        name=ref.display_name,
+        last_synced_at=completed.occurred_at if completed else None,
+        health=badge,
+        health_reason=reason,
+        consecutive_failures=consecutive_failures,
+        sync_in_progress=in_progress,
+        next_sync_at=next_tick if ref.enabled else None,
+        recent_errors=recent_errors(kinds),
+    )
