@@ -46,6 +46,5 @@ def run_writing(conn: Connection, integration_id: int, now: datetime) -> bool:
 
 def sync_in_progress(conn: Connection, integration_id: int, now: datetime) -> bool:
     """Requested (pending), queued or running (launched, its run not finished), or a run writing rows."""
-    return integration_id in sync_requests.in_progress(conn, [integration_id], now) or run_writing(
-        conn, integration_id, now
-    )
+    requested = integration_id in sync_requests.in_progress(conn, [integration_id], now)
+    return requested or run_writing(conn, integration_id, now)

@@ -17,21 +17,19 @@ from sqlalchemy import Connection, Select, select, true, union_all
 from nurturehub_pipelines.read_model.activity import newest_run_row, writing
 from nurturehub_pipelines.read_model.card import Card, assemble
 from nurturehub_pipelines.read_model.events import LogEvent
-from nurturehub_pipelines.read_model.kinds import KIND_SEEKS, Kinds, last_completed
+from nurturehub_pipelines.read_model.kinds import FAILED, KIND_SEEKS, Kinds, Seek, last_completed
 from nurturehub_pipelines.read_model.refs import IntegrationRef
 from nurturehub_pipelines.read_model.streaks import count_streaks, fetched_streak
 from nurturehub_pipelines.store import sync_requests
 from nurturehub_pipelines.store.tables import integrations
 
 
-def _newest_of_each_kind(org_id: int, now: datetime) -> Select[Any]:
-    """`card`'s seeks for each integration of the organisation, each correlated to its LATERAL row."""
-    seeks = union_all(
-        *(seek.query(integrations.c.id).correlate(integrations) for seek in (*KIND_SEEKS, newest_run_row(now)))
-    ).lateral("newest")
+def _newest_of_each_kind(org_id: int, seeks: tuple[Seek, ...]) -> Select[Any]:
+    """The seeks for each integration of the organisation, each correlated to its LATERAL row."""
+    newest = union_all(*(seek.query(integrations.c.id).correlate(integrations) for seek in seeks)).lateral("newest")
     return (
-        select(integrations.c.id.label("integration_id"), seeks)
-        .select_from(integrations.join(seeks, true()))
+        select(integrations.c.id.label("integration_id"), newest)
+        .select_from(integrations.join(newest, true()))
         .where(integrations.c.org_id == org_id)
     )
 
@@ -40,11 +38,12 @@ def cards_in_one_pass(
     conn: Connection, org_id: int, refs: list[IntegrationRef], now: datetime, next_tick: datetime
 ) -> list[Card]:
     """The cards `card` builds, with its per-integration queries batched."""
+    run_row = newest_run_row(now)
     kinds: dict[int, Kinds] = defaultdict(lambda: defaultdict(list))
-    for row in conn.execute(_newest_of_each_kind(org_id, now)):
+    for row in conn.execute(_newest_of_each_kind(org_id, (*KIND_SEEKS, run_row))):
         kinds[row.integration_id][row.tag].append(LogEvent(*row[2:]))
     completed = {ref.id: last_completed(kinds[ref.id]) for ref in refs}
-    streaks = {ref.id: fetched_streak(kinds[ref.id]["failed"], completed[ref.id]) for ref in refs}
+    streaks = {ref.id: fetched_streak(kinds[ref.id][FAILED], completed[ref.id]) for ref in refs}
     uncounted = {ref.id: completed[ref.id] for ref in refs if streaks[ref.id] is None}
     if uncounted:
         streaks.update(count_streaks(conn, uncounted))
@@ -55,7 +54,7 @@ def cards_in_one_pass(
             kinds[ref.id],
             completed[ref.id],
             consecutive_failures=streaks[ref.id] or 0,
-            in_progress=ref.id in requested or writing(kinds[ref.id]["writing"]),
+            in_progress=ref.id in requested or writing(kinds[ref.id][run_row.tag]),
             now=now,
             next_tick=next_tick,
         )

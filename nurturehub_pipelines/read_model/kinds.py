@@ -18,6 +18,7 @@ from nurturehub_pipelines.store.sync_log import COMPLETED, completed_sync, faile
 from nurturehub_pipelines.store.tables import crm_sync_log
 
 RECENT_ERRORS = 5
+FAILED, REFUSED = "failed", "refused"  # the tags of failed syncs and of refused requests
 
 # The newest rows of each kind, by the kind's tag (a tag with no rows may be absent).
 Kinds = dict[str, list[LogEvent]]
@@ -46,8 +47,8 @@ class Seek:
 
 KIND_SEEKS = (
     *(Seek(outcome, 1, (completed_sync(), crm_sync_log.c.outcome == outcome)) for outcome in COMPLETED),
-    Seek("failed", RECENT_ERRORS, (failed_sync(),)),
-    Seek("refused", RECENT_ERRORS, (crm_sync_log.c.event_type == "sync_requested", crm_sync_log.c.outcome == "error")),
+    Seek(FAILED, RECENT_ERRORS, (failed_sync(),)),
+    Seek(REFUSED, RECENT_ERRORS, (crm_sync_log.c.event_type == "sync_requested", crm_sync_log.c.outcome == "error")),
 )
 
 
@@ -58,10 +59,10 @@ def last_completed(kinds: Kinds) -> LogEvent | None:
 
 def latest_finished(kinds: Kinds) -> LogEvent | None:
     """The newest finished sync, completed or failed: what the badge follows."""
-    return newest([event for tag in (*COMPLETED, "failed") for event in kinds.get(tag, [])])
+    return newest([event for tag in (*COMPLETED, FAILED) for event in kinds.get(tag, [])])
 
 
 def recent_errors(kinds: Kinds) -> tuple[LogEvent, ...]:
     """The newest failed syncs and refused requests, together, newest first."""
-    errors = kinds.get("failed", []) + kinds.get("refused", [])
+    errors = kinds.get(FAILED, []) + kinds.get(REFUSED, [])
     return tuple(sorted(errors, key=lambda event: event.order, reverse=True)[:RECENT_ERRORS])
