@@ -36,9 +36,11 @@ def results_dir() -> Path:
 
 
 def write_result(name: str, data: Mapping[str, Any]) -> Path:
-    """bench/results/<name>.json: what run_all reads to write the table."""
+    """bench/results/<name>.json, what run_all reads to write the table; also said on stderr, printed on stdout."""
     path = results_dir() / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    log(f"wrote {path}")
+    print(json.dumps(data, indent=2, default=str))
     return path
 
 

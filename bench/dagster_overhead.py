@@ -23,7 +23,6 @@ Measured:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import statistics
@@ -393,7 +392,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             profile = summarise_py_spy(raw, 1 + args.runs) if raw else None
             result.update({"latency_samples_s": [round(s, 3) for s in latencies], "py_spy": profile})
             write_result(args.out, result)
-            print(json.dumps(result, indent=2, default=str))
             return result
 
         log(f"throughput: {args.batch} runs at once")
@@ -448,9 +446,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             },
         }
     )
-    path = write_result(args.out, result)
-    log(f"wrote {path}")
-    print(json.dumps(result, indent=2, default=str))
+    write_result(args.out, result)
     return result
 
 

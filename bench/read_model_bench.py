@@ -23,7 +23,6 @@ without an index is flagged.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import subprocess
@@ -55,7 +54,7 @@ from nurturehub_pipelines import read_model
 from nurturehub_pipelines.store import db
 from nurturehub_pipelines.store.accounts import user_for_token
 from nurturehub_pipelines.store.secrets import hash_token
-from nurturehub_pipelines.store.tables import integrations, organisations, users
+from nurturehub_pipelines.store.tables import integrations, organisations, users, utcnow
 
 RUN_EVERY_HOURS = 4
 STREAK_EVERY = 10  # integration ids ≡ 3 (mod 10) end in a 3-run failure streak
@@ -246,26 +245,6 @@ def direct(engine: Engine, world: World, count: int, warmup: int) -> dict[str, A
     }
 
 
-def measure_candidate(engine: Engine, world: World, count: int, warmup: int) -> dict[str, Any]:
-    """The proposed cards() beside the real one: first proven to answer the same, then timed the same way."""
-    from bench import read_model_candidate
-
-    now = read_model.utcnow()
-    with engine.connect() as conn:
-        for org in [world.big_org, *world.small_orgs]:
-            assert read_model_candidate.same_cards(conn, org, now), f"the candidate differs for organisation {org}"
-    small = round_robin(world.small_orgs)
-
-    def cards(org: int) -> None:
-        with engine.connect() as conn:
-            assert read_model_candidate.cards(conn, org)
-
-    return {
-        "cards_org_of_10": summary_ms(timed(lambda: cards(small()), count, warmup)),
-        "cards_org_of_100": summary_ms(timed(lambda: cards(world.big_org), count, warmup)),
-    }
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -345,7 +324,7 @@ def explain(engine: Engine, world: World) -> tuple[str, list[dict[str, Any]]]:
     with captured(engine) as statements, engine.connect() as conn:
         user_for_token(conn, World.token(org))
         refs = [ref for ref in read_model.integration_refs(conn, org) if ref.id == streak]
-        read_model.card(conn, refs[0], read_model.utcnow())
+        read_model.card(conn, refs[0], utcnow())
         read_model.integration_ref(conn, streak)
         read_model.log_events(conn, streak, 100)
     postgres = engine.dialect.name == "postgresql"
@@ -400,10 +379,6 @@ def bench_engine(name: str, url: str, rows: int, args: argparse.Namespace, work:
     (results_dir() / f"read_model_plans_{name}.txt").write_text(plans)
     log(f"{name}: {args.requests} requests of each kind, directly")
     in_process = direct(engine, world, args.requests, args.warmup)
-    candidate = None
-    if name == "postgresql":
-        log(f"{name}: the candidate read_model.cards (bench/read_model_candidate.py)")
-        candidate = measure_candidate(engine, world, args.requests, args.warmup)
     log(f"{name}: {args.requests} requests of each kind, over HTTP")
     with app_server(app_env(url, work / f"home-{name}")) as base:
         http = over_http(base, world, args.requests, args.warmup)
@@ -415,7 +390,6 @@ def bench_engine(name: str, url: str, rows: int, args: argparse.Namespace, work:
         "load_seconds": round(load_seconds, 1),
         "direct": in_process,
         "http": http,
-        "candidate_direct": candidate,
         "queries": queries,
         "all_served_by_index": all(q["served_by_index"] for q in queries),
     }
@@ -444,9 +418,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "sqlite" in engines:
             url = f"sqlite:///{work / 'app.db'}"
             result["sqlite"] = bench_engine("sqlite", url, args.sqlite_rows, args, work)
-    path = write_result(args.out, result)
-    log(f"wrote {path}")
-    print(json.dumps(result, indent=2, default=str))
+    write_result(args.out, result)
     return result
 
 

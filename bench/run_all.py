@@ -24,8 +24,6 @@ from typing import Any
 from bench.common import PYTHON, REPO, log, machine, results_dir
 
 README = REPO / "bench" / "README.md"
-# Candidate engine changes measured beside the real sync (bench/experiments.py; README "What to change").
-EXPERIMENTS = ["pg_execute_values", "pg_copy_merge", "pg_copy_merge+one_connection"]
 
 
 # Tiny sizes for tests/bench/test_bench_smoke.py: every code path, none of the time.
@@ -43,8 +41,6 @@ def benchmarks(args: argparse.Namespace) -> dict[str, list[list[str]]]:
     sync = [PYTHON, "-m", "bench.sync_bench"]
     if not args.smoke:
         sync.append("--profile")
-    for spec in EXPERIMENTS[-1:] if args.smoke else EXPERIMENTS:
-        sync += ["--experiment", spec]
     if args.no_dlt:
         sync.append("--no-dlt")
     alert = [PYTHON, str(REPO / "bench" / "alert_latency.py")]
@@ -133,12 +129,6 @@ def sync_rows(sync: dict[str, Any]) -> list[list[str]]:
              f"{_mb(published['vmhwm_mb'])}", verdict(published["vmhwm_mb"] <= 300),
              f"the rate allows no less than {published['floor_seconds']:.0f} s"]
         )  # fmt: skip
-    for spec, run in sync.get("experiments", {}).items():
-        rows.append(
-            ["1", f"Full sync, lifted, with candidate change `{spec}`", "≥ 60 % of the limit",
-             f"{run['records_per_s']:,.0f} rec/s in {run['job_seconds']:.1f} s = {run['share_of_limit']:.0%}",
-             verdict(run["share_of_limit"] >= 0.6), "measured on a patched copy, see below"]
-        )  # fmt: skip
     dlt = sync.get("dlt")
     if dlt:
         rows.append(
@@ -183,17 +173,6 @@ def read_model_rows(result: dict[str, Any]) -> list[list[str]]:
                  f"direct p50 {direct['p50_ms']:.1f} / p99 {direct['p99_ms']:.1f} ms",
                  verdict(http["p99_ms"] <= 20), f"n={http['n']} each"]
             )  # fmt: skip
-        for kind, what in (
-            ("cards_org_of_10", "org of 10"),
-            ("cards_org_of_100", "org of 100"),
-        ):
-            candidate = (part.get("candidate_direct") or {}).get(kind)
-            if candidate:
-                rows.append(
-                    ["3", f"Candidate `read_model.cards` (3 statements), {what} ({label})", "p99 ≤ 20 ms",
-                     f"direct p50 {candidate['p50_ms']:.1f} / p99 {candidate['p99_ms']:.1f} ms",
-                     verdict(candidate["p99_ms"] <= 20), "bench/read_model_candidate.py, same cards checked"]
-                )  # fmt: skip
         rows.append(
             ["3", f"Every read-model query served by an index ({label})", "yes",
              "yes" if part["all_served_by_index"] else "no", verdict(part["all_served_by_index"]),

@@ -10,11 +10,10 @@ In order, on one fresh database and one sandbox process (Reapit, 100 records a p
    limit) the connector alone (CrmClient.pages) and the mappers alone, to say where the time goes;
 2. the full sync, rate limit lifted on both sides (sandbox off, resource 10**6 requests/s), in a child
    process: records/s and its peak RSS (the child's VmHWM);
-3. the same with each `--experiment` (a candidate engine change, bench/experiments.py);
-4. the full sync at Reapit's published rate (sandbox 20 req/s, client 20/s: the 75 s floor for 1,500 pages);
-5. the incremental sync (as scheduled) after touching 0.1 % of each stream: its time, and its requests per
+3. the full sync at Reapit's published rate (sandbox 20 req/s, client 20/s: the 75 s floor for 1,500 pages);
+4. the incremental sync (as scheduled) after touching 0.1 % of each stream: its time, and its requests per
    stream counted from the sandbox's request log;
-6. dlt's `rest_api` source (merge on `id`, page-number paginator, its own bearer token) into the same
+5. dlt's `rest_api` source (merge on `id`, page-number paginator, its own bearer token) into the same
    database, rate limit lifted, from its own venv (/work/venv-dlt, created if missing).
 """
 
@@ -219,15 +218,12 @@ def sync_once(
     *,
     full: bool,
     lift: bool,
-    experiments: list[str] = (),  # type: ignore[assignment]
     profile: Path | None = None,
     label: str,
 ) -> dict[str, Any]:
     argv = [PYTHON, "-m", "bench.sync_child", "--integration", str(ids[1]), "--org", str(ids[0])]
     argv += ["--full"] if full else ["--trigger", "schedule"]
     argv += ["--lift"] if lift else []
-    for name in experiments:
-        argv += ["--experiment", name]
     if profile:
         argv += ["--profile", str(profile)]
     child = run_child(argv, env, stderr=results_dir() / f"sync_{label}.log")
@@ -297,13 +293,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-dlt", action="store_true", help="skip the dlt comparison (it needs its own venv)")
     parser.add_argument("--no-published", action="store_true", help="skip the run at the published rate")
     parser.add_argument(
-        "--experiment",
-        action="append",
-        default=[],
-        help="also run the lifted full sync with these candidate changes (bench/experiments.py), "
-        "e.g. pg_copy_merge; several joined with +; repeatable",
-    )
-    parser.add_argument(
         "--profile", action="store_true", help="one more lifted full sync, under pyinstrument (bench/results/)"
     )
     parser.add_argument("--out", default="sync", help="result name under bench/results/")
@@ -363,17 +352,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             lifted["share_of_limit"] = round(lifted["records_per_s"] / result["limit"]["records_per_s"], 3)
             result["full_lifted"] = lifted
 
-            # 3. Candidate engine changes, measured on a copy of the engine (monkeypatched in the child).
-            result["experiments"] = {}
-            for spec in args.experiment:
-                truncate(database_url)
-                log(f"full sync, rate limit lifted, experiment {spec}")
-                run = sync_once(env, ids, full=True, lift=True, experiments=spec.split("+"), label=f"exp_{spec}")
-                expect_written(run, contacts, leads, spec)
-                run["records_per_s"] = rate(records, run["job_seconds"])
-                run["share_of_limit"] = round(run["records_per_s"] / result["limit"]["records_per_s"], 3)
-                result["experiments"][spec] = run
-
             if args.profile:  # a run of its own: the profiler's overhead must not touch the figures
                 truncate(database_url)
                 log("full sync, rate limit lifted, under pyinstrument (not a figure)")
@@ -381,7 +359,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 sync_once(env, ids, full=True, lift=True, profile=profile, label="profile")
                 result["profile"] = f"{profile}.txt"
 
-            # 4. The full sync at the published rate.
+            # 3. The full sync at the published rate.
             control.rate_limit(CRM, PUBLISHED_RATE, 1.0)
             if not args.no_published:
                 truncate(database_url)
@@ -393,7 +371,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 published["floor_seconds"] = round(pages_total / PUBLISHED_RATE, 1)
                 result["full_published"] = published
 
-            # 5. The incremental sync, as the schedule runs it (published rate), after 0.1 % changed.
+            # 4. The incremental sync, as the schedule runs it (published rate), after 0.1 % changed.
             touched = control.touch(CRM, contacts=changed[0], leads=changed[1])
             assert len(touched["contacts"]) == changed[0] and len(touched["leads"]) == changed[1], touched
             control.clear_requests(CRM)
@@ -410,7 +388,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             incremental["share_of_full_lifted"] = round(incremental["job_seconds"] / lifted["job_seconds"], 4)
             result["incremental"] = incremental
 
-            # 6. dlt, rate limit lifted.
+            # 5. dlt, rate limit lifted.
             if not args.no_dlt:
                 control.rate_limit(CRM, None)
                 log("dlt rest_api, merge, rate limit lifted")
@@ -420,9 +398,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 dlt["records_per_s"] = rate(records, dlt["seconds"])
                 result["dlt"] = dlt
 
-    path = write_result(args.out, result)
-    log(f"wrote {path}")
-    print(json.dumps(result, indent=2, default=str))
+    write_result(args.out, result)
     return result
 
 

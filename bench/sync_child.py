@@ -3,9 +3,6 @@
 Run by bench/sync_bench.py (not by hand): the environment carries the app database, the sandbox URLs and
 NurtureHub's app credentials, as a deployment's would. Prints one JSON line: the job's time, the process's
 VmHWM and the run's crm_sync_log rows.
-
-`--experiment NAME` applies a candidate engine change to this process only (bench/experiments.py), so a
-proposed fix can be measured side by side with the code as it is, without editing the engine.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ STARTED = time.perf_counter()
 from dagster import DagsterInstance  # noqa: E402  (import time is reported, so the clock starts first)
 from sqlalchemy import select  # noqa: E402
 
-from bench import experiments  # noqa: E402
 from bench.common import emit, vm_hwm_mb  # noqa: E402
 from crm_resources.registry import resource_from_env  # noqa: E402
 from nurturehub_pipelines.jobs import build_sync_job  # noqa: E402
@@ -39,12 +35,9 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="a full sync (default: incremental, as scheduled)")
     parser.add_argument("--lift", action="store_true", help="lift the client's rate limit")
     parser.add_argument("--trigger", default="manual")
-    parser.add_argument("--experiment", action="append", default=[], choices=sorted(experiments.EXPERIMENTS))
     parser.add_argument("--profile", help="write a pyinstrument profile of the job here (.txt and .html)")
     args = parser.parse_args()
 
-    for name in args.experiment:
-        experiments.apply(name)
     job = build_sync_job(args.crm)
     resource = resource_from_env(args.crm, **(LIFTED if args.lift else {}))
     imported = time.perf_counter()
@@ -83,7 +76,6 @@ def main() -> None:
             "import_seconds": round(imported - STARTED, 3),
             "job_seconds": round(job_seconds, 3),
             "vmhwm_mb": vm_hwm_mb(),
-            "experiments": args.experiment,
             "events": events,
         }
     )

@@ -9,8 +9,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
-
 from nurturehub_pipelines import settings
 
 
@@ -71,61 +69,15 @@ def cmd_integration_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ensure_instance() -> None:
-    try:
-        from nurturehub_pipelines.instance import ensure_embedded_instance
-    except ImportError:  # pragma: no cover - until the instance module lands
-        os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home()))
-        return
-    ensure_embedded_instance()
-
-
-def run_sync(integration_id: int, full: bool, trigger: str = "manual") -> dict[str, Any]:
-    """One sync in this process, through the same Dagster job the daemon runs."""
-    from dagster import DagsterInstance
-
-    from nurturehub_pipelines.definitions import defs
-    from nurturehub_pipelines.run_contract import job_name, run_config, run_tags
-    from nurturehub_pipelines.store import accounts, db
-    from nurturehub_pipelines.store.tables import crm_sync_log
-
-    engine = db.engine()
-    with engine.connect() as conn:
-        integration = accounts.get_integration(conn, integration_id)
-    if integration is None:
-        raise CliError(f"no integration with id {integration_id}")
-    _ensure_instance()
-    with DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(job_name(integration.crm)).execute_in_process(
-            run_config=run_config(integration.id, full),
-            tags=run_tags(integration.id, integration.org_id, integration.crm, trigger),
-            instance=instance,
-            raise_on_error=False,
-        )
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(crm_sync_log).where(crm_sync_log.c.run_id == result.run_id).order_by(crm_sync_log.c.id)
-        ).mappings()
-        steps = [
-            {k: row[k] for k in ("event_type", "outcome", "records_affected", "records_skipped", "message")}
-            for row in rows
-        ]
-    finished = next((s for s in steps if s["event_type"] == "sync_finished"), None)
-    return {
-        "integration_id": integration.id,
-        "crm": integration.crm,
-        "run_id": result.run_id,
-        "full": full,
-        "outcome": finished["outcome"] if finished else "error",
-        "message": finished["message"] if finished else "the run failed before writing its outcome",
-        "steps": steps,
-    }
-
-
 def cmd_sync(args: argparse.Namespace) -> int:
-    summary = run_sync(args.integration_id, args.full)
-    _emit(summary)
-    return 0 if summary["outcome"] in ("success", "warning") else 1
+    from nurturehub_pipelines.local_sync import UnknownIntegration, run_sync
+
+    try:
+        summary = run_sync(args.integration_id, args.full)
+    except UnknownIntegration as exc:
+        raise CliError(str(exc)) from exc
+    _emit(summary.to_json())
+    return 0 if summary.completed else 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -145,7 +97,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from nurturehub_pipelines.demo import run_demo
 
-    return run_demo(args)
+    return run_demo(
+        port=args.port, sandbox_port=args.sandbox_port, dagster_port=args.dagster_port, dagster=not args.no_dagster
+    )
 
 
 def parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from crm_resources.registry import CRMS, crm_name
 from nurturehub_pipelines.store import db
 from nurturehub_pipelines.store.tables import integrations, users
 
@@ -92,6 +93,28 @@ def test_a_missing_setting_is_refused_with_the_right_names_and_no_row(db_url: st
     assert wrong.returncode != 0
     assert "token" in wrong.stderr and "client_id and client_secret" in wrong.stderr
     assert integration_count() == 0
+
+
+def test_the_sync_demo_says_one_line_per_crm_and_keeps_dagsters_output_in_its_log(db_url: str, tmp_path: Path) -> None:
+    done = nurturehub("demo", "--no-dagster", "--sandbox-port", "0", env={"DAGSTER_HOME": str(tmp_path / "dagster")})
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout.strip().splitlines()[-1])  # the last stdout line is for scripts
+    outcomes = {sync["crm"]: sync["outcome"] for sync in answer["syncs"]}
+    assert outcomes == {crm: "success" for crm in CRMS} | {"street": "error", "loop": "warning"}
+
+    said = done.stderr.splitlines()
+    by_crm = {crm: [line for line in said if line.startswith(f"  {crm_name(crm)} ")] for crm in CRMS}
+    assert all(len(lines) == 1 for lines in by_crm.values()), said
+    assert "written" in by_crm["reapit"][0] and "skipped" in by_crm["reapit"][0]
+    assert "error" in by_crm["street"][0] and "rejected the credentials" in by_crm["street"][0]  # red: why
+    assert "warning" in by_crm["loop"][0] and "2 skipped: malformed" in by_crm["loop"][0]  # amber: why
+    for dagster_says in ("DEBUG", "STEP_FAILURE", "RUN_START", "Traceback", "Telemetry"):
+        assert dagster_says not in done.stderr
+
+    dagster_log = Path(os.environ["NURTUREHUB_HOME"]) / "logs" / "dagster.log"
+    assert str(dagster_log) in done.stderr  # named, so a newcomer can find it
+    logged = dagster_log.read_text()
+    assert "RUN_START" in logged and "STEP_FAILURE" in logged  # Dagster's own log, Street's failure included
 
 
 def test_dagster_definitions_validate(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """Alembic environment: runs against the connection `store.db.upgrade()` hands it."""
 
 from alembic import context
+from sqlalchemy import Connection
 
 from nurturehub_pipelines.store.tables import metadata
 
@@ -8,7 +9,7 @@ config = context.config
 connection = config.attributes.get("connection")
 
 
-def run(conn) -> None:  # type: ignore[no-untyped-def]
+def run(conn: Connection) -> None:
     context.configure(
         connection=conn,
         target_metadata=metadata,
@@ -21,8 +22,11 @@ def run(conn) -> None:  # type: ignore[no-untyped-def]
 
 if connection is not None:
     run(connection)
-else:
+else:  # the `alembic` command line, given only a URL
     from sqlalchemy import create_engine
 
-    with create_engine(config.get_main_option("sqlalchemy.url")).connect() as conn:
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("set sqlalchemy.url, or run migrations through `nurturehub db upgrade`")
+    with create_engine(url).connect() as conn:
         run(conn)
