@@ -1,1 +1,1 @@
-"""One Dagster resource per CRM, each a declaration on the shared connector core (`core.py`)."""
+"""One Dagster resource per CRM, each a declaration on the shared connector core (`core/`)."""

@@ -8,10 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from crm_resources import records as r
-from crm_resources.core import CrmResource, CrmSpec, Endpoint, HeaderAuth, OffsetPathPaginator, Rate
+from crm_resources.core import Connection, CrmResource, CrmSpec, Endpoint, HeaderAuth, OffsetPathPaginator, Rate
 
 _BASE = "/v4/contacts/{short_name}"
 _PAGE = "{offset}/{count}"
@@ -66,6 +64,7 @@ AGENTOS = CrmSpec(
     default_retry_after=60.0,  # agentOS asks for 60 s when a 429 carries no Retry-After
     blocked_after_rate_limit=True,  # a 403 after repeated 429s: stop, don't hammer
     missing_means_deleted=True,  # a contact that disappears may have withdrawn consent
+    max_concurrency=2,  # 50 requests/min per key on a rolling window, and long waits after a 429
 )
 
 
@@ -78,8 +77,6 @@ class AgentOsResource(CrmResource):
     settings_keys = ("short_name",)
     credential_sets = (("api_key",),)
 
-    def connection(
-        self, settings: Mapping[str, str], credentials: Mapping[str, str]
-    ) -> tuple[str, httpx.Auth, Mapping[str, str], Mapping[str, str]]:
+    def connection(self, settings: Mapping[str, str], credentials: Mapping[str, str]) -> Connection:
         path_vars = {"short_name": quote(settings["short_name"], safe="")}
         return self.base_url, HeaderAuth("api_key", credentials["api_key"]), {}, path_vars

@@ -6,10 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from crm_resources import records as r
-from crm_resources.core import CrmResource, CrmSpec, CursorPaginator, Endpoint, OAuth2ClientCredentials, Rate
+from crm_resources.core import (
+    Connection,
+    CrmResource,
+    CrmSpec,
+    CursorPaginator,
+    Endpoint,
+    OAuth2ClientCredentials,
+    Rate,
+)
 
 ENQUIRY_TYPES = {"LookingToBuy": "sales", "LookingToRent": "lettings", "Valuation…": "valuation"}
 
@@ -90,9 +96,7 @@ class AltoResource(CrmResource):
     spec = ALTO
     settings_keys = ("agency_ref",)
 
-    def connection(
-        self, settings: Mapping[str, str], credentials: Mapping[str, str]
-    ) -> tuple[str, httpx.Auth, Mapping[str, str], Mapping[str, str]]:
+    def connection(self, settings: Mapping[str, str], credentials: Mapping[str, str]) -> Connection:
         base_url = self.base_url.rstrip("/")
         auth = OAuth2ClientCredentials(f"{base_url}/token", self.client_id, self.client_secret)
         return base_url, auth, {"AgencyRef": settings["agency_ref"]}, {}

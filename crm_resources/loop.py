@@ -9,10 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from crm_resources import records as r
-from crm_resources.core import CrmResource, CrmSpec, Endpoint, HeaderAuth, PageNumberPaginator, Rate
+from crm_resources.core import Connection, CrmResource, CrmSpec, Endpoint, HeaderAuth, PageNumberPaginator, Rate
 
 BUYERS = Endpoint("/buyers", prefix="buyer:")
 RENTERS = Endpoint("/renters", prefix="renter:")
@@ -71,7 +69,5 @@ class LoopResource(CrmResource):
     spec = LOOP
     credential_sets = (("api_key",),)
 
-    def connection(
-        self, settings: Mapping[str, str], credentials: Mapping[str, str]
-    ) -> tuple[str, httpx.Auth, Mapping[str, str], Mapping[str, str]]:
+    def connection(self, settings: Mapping[str, str], credentials: Mapping[str, str]) -> Connection:
         return self.base_url, HeaderAuth("x-api-key", credentials["api_key"]), {}, {}

@@ -8,7 +8,15 @@ from typing import Any
 import httpx
 
 from crm_resources import records as r
-from crm_resources.core import CrmResource, CrmSpec, CursorPaginator, Endpoint, HeaderAuth, OAuth2ClientCredentials
+from crm_resources.core import (
+    Connection,
+    CrmResource,
+    CrmSpec,
+    CursorPaginator,
+    Endpoint,
+    HeaderAuth,
+    OAuth2ClientCredentials,
+)
 
 LEAD_TYPES = {
     "sales_applicant": "sales",
@@ -76,7 +84,7 @@ OPENAPI = CrmSpec(
     rate=None,  # none published; every 429 carries Retry-After, which the core honours
     since_param="updated_since",
     restart_paging=expired_cursor,
-    max_concurrency=10,
+    max_concurrency=10,  # each integration is a different agency's own server: the CRMs share no limit
 )
 
 
@@ -87,9 +95,7 @@ class OpenApiResource(CrmResource):
     settings_keys = ("base_url",)
     credential_sets = (("token",), ("client_id", "client_secret"))
 
-    def connection(
-        self, settings: Mapping[str, str], credentials: Mapping[str, str]
-    ) -> tuple[str, httpx.Auth, Mapping[str, str], Mapping[str, str]]:
+    def connection(self, settings: Mapping[str, str], credentials: Mapping[str, str]) -> Connection:
         base_url = settings["base_url"].rstrip("/")
         auth: httpx.Auth
         if credentials.get("token"):

@@ -5,10 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from crm_resources import records as r
-from crm_resources.core import CrmResource, CrmSpec, Endpoint, OAuth2ClientCredentials, PageNumberPaginator, Rate
+from crm_resources.core import (
+    Connection,
+    CrmResource,
+    CrmSpec,
+    Endpoint,
+    OAuth2ClientCredentials,
+    PageNumberPaginator,
+    Rate,
+)
 
 
 def map_contact(raw: Mapping[str, Any], endpoint: Endpoint) -> r.Contact:
@@ -61,7 +67,7 @@ REAPIT = CrmSpec(
     auth_message=lambda name, status: (
         "Reapit rejected NurtureHub's credentials — reconnect Reapit in your CRM settings"
     ),
-    max_concurrency=5,
+    max_concurrency=5,  # 5 concurrent requests per customer are published: 5 runs for the whole CRM
 )
 
 
@@ -76,8 +82,6 @@ class ReapitResource(CrmResource):
     spec = REAPIT
     settings_keys = ("customer_id",)
 
-    def connection(
-        self, settings: Mapping[str, str], credentials: Mapping[str, str]
-    ) -> tuple[str, httpx.Auth, Mapping[str, str], Mapping[str, str]]:
+    def connection(self, settings: Mapping[str, str], credentials: Mapping[str, str]) -> Connection:
         auth = OAuth2ClientCredentials(self.token_url, self.client_id, self.client_secret, client_id_in_form=True)
         return self.base_url, auth, {"reapit-customer": settings["customer_id"]}, {}

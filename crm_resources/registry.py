@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from dagster import EnvVar
 
@@ -43,7 +44,7 @@ def max_concurrency(crm: str) -> int:
     return REGISTRY[crm].spec.max_concurrency
 
 
-def resource_from_env(crm: str, **tuning: object) -> CrmResource:
+def resource_from_env(crm: str, **tuning: Any) -> CrmResource:
     """The CRM's resource, each URL or app credential from `{CRM}_{FIELD}` when that is set.
 
     `EnvVar` keeps the values out of run config and the Dagster UI; unset ones keep the
@@ -51,7 +52,7 @@ def resource_from_env(crm: str, **tuning: object) -> CrmResource:
     """
     cls = REGISTRY[crm]
     tunable = set(CrmResource.model_fields)
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for name in cls.model_fields:
         env = f"{crm.upper()}_{name.upper()}"
         if name not in tunable and os.environ.get(env):

@@ -6,10 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from crm_resources import records as r
-from crm_resources.core import CrmResource, CrmSpec, Endpoint, HeaderAuth, PageNumberPaginator, Rate, dig
+from crm_resources.core import Connection, CrmResource, CrmSpec, Endpoint, HeaderAuth, PageNumberPaginator, Rate, dig
 
 APPLICANT_TYPES = {"sales": "sales", "lettings": "lettings"}
 
@@ -88,7 +86,5 @@ class StreetResource(CrmResource):
     spec = STREET
     credential_sets = (("api_token",),)
 
-    def connection(
-        self, settings: Mapping[str, str], credentials: Mapping[str, str]
-    ) -> tuple[str, httpx.Auth, Mapping[str, str], Mapping[str, str]]:
+    def connection(self, settings: Mapping[str, str], credentials: Mapping[str, str]) -> Connection:
         return self.base_url, HeaderAuth.bearer(credentials["api_token"]), {}, {}

@@ -76,7 +76,9 @@ def token_ttl(sim: Simulator, body: dict[str, Any]) -> dict[str, int]:
     return {"seconds": seconds}
 
 
-def _ok(_: None) -> dict[str, bool]:
+def _ok(action: Callable[[], None]) -> dict[str, bool]:
+    """Run a state change that answers nothing, and say it happened."""
+    action()
     return {"ok": True}
 
 
@@ -87,11 +89,11 @@ _ROUTES: list[tuple[str, str, ControlHandler]] = [
     ("POST", "delete", lambda sim, body: _mutate(sim, body, delete=True)),
     ("POST", "faults", add_fault),
     ("GET", "faults", lambda sim, _: {"faults": [f.to_json() for f in sim.state.faults.pending()]}),
-    ("DELETE", "faults", lambda sim, _: _ok(sim.state.faults.clear())),
+    ("DELETE", "faults", lambda sim, _: _ok(sim.state.faults.clear)),
     ("GET", "requests", lambda sim, _: {"requests": list(sim.state.requests)}),
-    ("DELETE", "requests", lambda sim, _: _ok(sim.state.requests.clear())),
+    ("DELETE", "requests", lambda sim, _: _ok(sim.state.requests.clear)),
     ("POST", "rate_limit", rate_limit),
-    ("POST", "expire_tokens", lambda sim, _: _ok(sim.state.tokens.expire_all())),
+    ("POST", "expire_tokens", lambda sim, _: _ok(sim.state.tokens.expire_all)),
     ("POST", "token_ttl", token_ttl),
 ]
 

@@ -184,14 +184,13 @@ def make_person(seed: str, slot: int, version: int = 0) -> Person:
         if style == 1
         else (f"{first.lower()}{local}{rng.randrange(10, 99)}")
     )
-    email: str | None = f"{local}@{rng.choice(_DOMAINS)}"
+    address = f"{local}@{rng.choice(_DOMAINS)}"
     shout = rng.random()
     if shout < 0.06:
-        email = email.upper()
+        address = address.upper()
     elif shout < 0.12:
-        email = f"{first}.{last.replace(' ', '')}@{email.split('@')[1].capitalize()}"
-    if rng.random() < 0.05:
-        email = None
+        address = f"{first}.{last.replace(' ', '')}@{address.split('@')[1].capitalize()}"
+    email = None if rng.random() < 0.05 else address
     mobile = _phone(rng, _MOBILE, 0.85)
     if version:
         digits = int(mobile[-3:]) if mobile and mobile[-3:].isdigit() else 0

@@ -13,24 +13,23 @@ from typing import Any
 
 import yaml
 
+from crm_resources import registry
 from nurturehub_pipelines import settings
 from nurturehub_pipelines.run_contract import TAG_CRM, TAG_INTEGRATION
 
-# How many sync runs of one CRM may run at once, across all integrations. Each is the CRM's published
-# concurrency where there is one, else a conservative guess, so one CRM's backlog can't starve the others
-# and a full schedule tick never hammers a vendor:
-# - reapit: 5 concurrent requests per customer are published; we keep 5 runs for the whole CRM.
-# - agentos: 50 requests/min per key, on a rolling window, and long waits after a 429: 2.
-# - alto, street, loop: no published concurrency (throttled to a few requests/s each): 5.
-# - openapi: each integration is a different agency's own server, so the CRMs share no limit: 10.
-CRM_RUN_CEILINGS: dict[str, int] = {
-    "agentos": 2,
-    "reapit": 5,
-    "alto": 5,
-    "street": 5,
-    "loop": 5,
-    "openapi": 10,
-}
+# The alert-delivery job's runs carry this tag (the job itself lives with the alerts).
+TAG_SERVICE = "nurturehub/service"
+ALERT_DELIVERY = "alert_delivery"
+
+
+def crm_run_ceilings() -> dict[str, int]:
+    """How many sync runs of each CRM may run at once, across all integrations: each CRM's declared
+    `CrmSpec.max_concurrency`, read from the registry when asked, so a CRM added there gets a ceiling."""
+    return {crm: registry.max_concurrency(crm) for crm in registry.CRMS}
+
+
+# The figures as the registry declares them at import, for readers that want the table (bench).
+CRM_RUN_CEILINGS: dict[str, int] = crm_run_ceilings()
 
 # A run killed with its code server (or a killed `nurturehub sync`) stays STARTED until run monitoring
 # times it out; 3 hours is longer than any full sync and shorter than the 4-hour schedule, so a dead run
@@ -39,18 +38,21 @@ MAX_RUNTIME_SECONDS = 3 * 60 * 60
 
 
 def run_coordinator_config() -> dict[str, Any]:
-    """QueuedRunCoordinator: one run at a time per integration, and each CRM's ceiling."""
+    """QueuedRunCoordinator: one run at a time per integration, each CRM's ceiling, and a slot for alerts."""
+    ceilings = crm_run_ceilings()
     return {
         "module": "dagster._core.run_coordinator",
         "class": "QueuedRunCoordinator",
         "config": {
-            "max_concurrent_runs": sum(CRM_RUN_CEILINGS.values()),
+            # +1 keeps a slot for alert delivery, so a full sync queue never delays an alert past 60 s.
+            "max_concurrent_runs": sum(ceilings.values()) + 1,
             "dequeue_interval_seconds": 1,  # a Sync Now must start within 10 s; a tick is one cheap query
             "dequeue_use_threads": True,
             "dequeue_num_workers": 8,
             "tag_concurrency_limits": [
                 {"key": TAG_INTEGRATION, "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
-                *({"key": TAG_CRM, "value": crm, "limit": limit} for crm, limit in CRM_RUN_CEILINGS.items()),
+                *({"key": TAG_CRM, "value": crm, "limit": limit} for crm, limit in ceilings.items()),
+                {"key": TAG_SERVICE, "value": ALERT_DELIVERY, "limit": 1},
             ],
         },
     }

@@ -19,7 +19,15 @@ from dagster._core.test_utils import create_run_for_test
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 from sqlalchemy import create_engine, text
 
-from nurturehub_pipelines.instance import CRM_RUN_CEILINGS, ensure_embedded_instance, instance_config
+from crm_resources import registry
+from nurturehub_pipelines.instance import (
+    ALERT_DELIVERY,
+    CRM_RUN_CEILINGS,
+    TAG_SERVICE,
+    crm_run_ceilings,
+    ensure_embedded_instance,
+    instance_config,
+)
 from nurturehub_pipelines.run_contract import job_name, run_tags
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,15 +100,25 @@ def instance(
         admin.dispose()
 
 
-def add_run(instance: DagsterInstance, crm: str, integration_id: int, status: DagsterRunStatus) -> str:
-    """A run of `sync_<crm>` as the scheduler would create it (queued runs need a code origin)."""
+def add_job_run(instance: DagsterInstance, name: str, tags: dict[str, str], status: DagsterRunStatus) -> str:
+    """A run of job `name` as a schedule or sensor would create it (queued runs need a code origin)."""
     origin = RemoteJobOrigin(
-        RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("nurturehub_pipelines"), "__repository__"), job_name(crm)
+        RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("nurturehub_pipelines"), "__repository__"), name
     )
-    tags = run_tags(integration_id, 1, crm, "schedule")
-    return create_run_for_test(
-        instance, job_name=job_name(crm), status=status, tags=tags, remote_job_origin=origin
-    ).run_id
+    return create_run_for_test(instance, job_name=name, status=status, tags=tags, remote_job_origin=origin).run_id
+
+
+def add_run(instance: DagsterInstance, crm: str, integration_id: int, status: DagsterRunStatus) -> str:
+    """A run of `sync_<crm>` as the scheduler would create it."""
+    return add_job_run(instance, job_name(crm), run_tags(integration_id, 1, crm, "schedule"), status)
+
+
+def dequeue(instance: DagsterInstance) -> list[str]:
+    """The run ids the queue daemon would start on its next tick."""
+    daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
+    daemon._logger = logging.getLogger("test_queue")  # noqa: SLF001 - normally set by the daemon controller
+    chosen = daemon._get_runs_to_dequeue(instance, instance.get_concurrency_config(), fixed_iteration_time=None)
+    return [run.run_id for run in chosen]
 
 
 def test_the_instance_loads_with_the_queue_monitoring_and_no_run_retries(instance: DagsterInstance) -> None:
@@ -126,12 +144,41 @@ def test_runs_dequeue_one_per_integration_and_within_each_crms_ceiling(instance:
     ]:
         queued[add_run(instance, crm, integration_id, DagsterRunStatus.QUEUED)] = (crm, integration_id)
 
-    daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
-    daemon._logger = logging.getLogger("test_queue")  # noqa: SLF001 - normally set by the daemon controller
-    chosen = daemon._get_runs_to_dequeue(instance, instance.get_concurrency_config(), fixed_iteration_time=None)
-    picked = sorted(queued[run.run_id] for run in chosen)
+    picked = sorted(queued[run_id] for run_id in dequeue(instance))
 
     # reapit: 5 minus the running one, first come first served, never integration 1 or 2 twice.
     assert [i for crm, i in picked if crm == "reapit"] == [2, 3, 4, 5]
     assert [i for crm, i in picked if crm == "agentos"] == [21]  # 2 minus the running one
     assert [i for crm, i in picked if crm == "openapi"] == list(range(30, 40))  # 10 of 11
+
+
+def test_a_full_sync_queue_leaves_alert_delivery_its_slot(instance: DagsterInstance) -> None:
+    """Every CRM at its ceiling (so every sync slot taken) and more syncs queued: the alert run still starts."""
+    integration_id = 100
+    for crm, ceiling in CRM_RUN_CEILINGS.items():
+        for _ in range(ceiling):
+            integration_id += 1
+            add_run(instance, crm, integration_id, DagsterRunStatus.STARTED)
+    waiting = {add_run(instance, crm, 900 + i, DagsterRunStatus.QUEUED) for i, crm in enumerate(CRM_RUN_CEILINGS)}
+    alerts = [
+        add_job_run(instance, "deliver_alerts", {TAG_SERVICE: ALERT_DELIVERY}, DagsterRunStatus.QUEUED)
+        for _ in range(2)
+    ]
+    chosen = dequeue(instance)
+    assert chosen == alerts[:1]  # one at a time, and no sync run jumps in
+    assert not waiting & set(chosen)
+
+
+def test_the_ceilings_are_the_crm_declarations_and_a_new_crm_gets_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert {crm: cls.spec.max_concurrency for crm, cls in registry.REGISTRY.items()} == CRM_RUN_CEILINGS
+    config = instance_config()["run_coordinator"]["config"]
+    assert config["max_concurrent_runs"] == sum(CRM_RUN_CEILINGS.values()) + 1  # +1: the alert-delivery slot
+    assert {"key": TAG_SERVICE, "value": ALERT_DELIVERY, "limit": 1} in config["tag_concurrency_limits"]
+
+    acme = type("AcmeResource", (), {"spec": type("AcmeSpec", (), {"max_concurrency": 3})})
+    monkeypatch.setitem(registry.REGISTRY, "acme", acme)
+    monkeypatch.setattr(registry, "CRMS", (*registry.CRMS, "acme"))
+    assert crm_run_ceilings()["acme"] == 3
+    config = instance_config()["run_coordinator"]["config"]
+    assert {"key": "nurturehub/crm", "value": "acme", "limit": 3} in config["tag_concurrency_limits"]
+    assert config["max_concurrent_runs"] == sum(CRM_RUN_CEILINGS.values()) + 3 + 1

@@ -1,0 +1,9 @@
+"""The Open API against the sandbox over real loopback HTTP: the contract every CRM meets (crm_contract.py)."""
+
+from __future__ import annotations
+
+from crm_contract import CrmContract
+
+
+class TestOpenApi(CrmContract):
+    CRM = "openapi"
