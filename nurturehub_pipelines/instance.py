@@ -88,7 +88,10 @@ def ensure_embedded_instance() -> Path:
     if not config_file.exists():
         header = "# Written by nurturehub: the embedded default (SQLite under this folder), see instance.py.\n"
         tmp = config_file.with_suffix(f".yaml.{os.getpid()}.tmp")
-        tmp.write_text(header + yaml.safe_dump(instance_config(), sort_keys=False))
+        # Telemetry off on the embedded default only: a laptop demo should not phone home; production
+        # operators decide in their own dagster.yaml.
+        config = {**instance_config(), "telemetry": {"enabled": False}}
+        tmp.write_text(header + yaml.safe_dump(config, sort_keys=False))
         tmp.replace(config_file)  # atomic: two commands starting together never see half a file
     os.environ["DAGSTER_HOME"] = str(home)
     return home
