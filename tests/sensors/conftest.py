@@ -13,20 +13,15 @@ from crm_sandbox.server import SandboxServer
 from nurturehub_pipelines.instance import ensure_embedded_instance
 from nurturehub_pipelines.store import accounts, db
 from tests.support.agency import Agency
+from tests.support.alert_fixtures import org, smtp
 from tests.support.alert_world import OWNER
-from tests.support.smtp_capture import SmtpCapture
+
+__all__ = ["agency", "embedded_instance", "org", "sandbox", "smtp"]
 
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[SandboxServer]:
     with SandboxServer() as server:
-        yield server
-
-
-@pytest.fixture
-def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpCapture]:
-    with SmtpCapture() as server:
-        monkeypatch.setenv("NURTUREHUB_SMTP_URL", server.url)
         yield server
 
 
