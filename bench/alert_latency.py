@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from nurturehub_pipelines.store.tables import (  # noqa: E402
     users,
     utcnow,
 )
+from tests.support.daemon import dagster_daemon  # noqa: E402
 from tests.support.smtp_capture import SmtpCapture  # noqa: E402
 
 LOCATION = """
@@ -144,23 +144,18 @@ def main() -> None:
     [probe] = seed(1)
     with db.engine().begin() as conn:
         conn.execute(insert(crm_sync_log), [failure(probe)])
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-f", str(work / "bench_location.py")],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=open(work / "daemon.log", "wb"),  # noqa: SIM115 - lives as long as the daemon
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    keep = True
     try:
-        wait_for_steady_state(daemon, smtp)
-        with db.engine().begin() as conn:
-            conn.execute(insert(crm_sync_log), [failure(i) for i in ids])
-        started = time.monotonic()
-        mails = smtp.wait_for(len(ids), timeout=300)
-        if len(mails) < len(ids):
-            raise SystemExit(f"only {len(mails)} of {len(ids)} emails arrived in 300 s (log: {work / 'daemon.log'})")
-        time.sleep(2)  # and no duplicates after the last one
+        with dagster_daemon(["-f", str(work / "bench_location.py")], env, work / "daemon.log") as daemon:
+            wait_for_steady_state(daemon, smtp)
+            with db.engine().begin() as conn:
+                conn.execute(insert(crm_sync_log), [failure(i) for i in ids])
+            started = time.monotonic()
+            mails = smtp.wait_for(len(ids), timeout=300)
+            if len(mails) < len(ids):
+                raise SystemExit(f"only {len(mails)} of {len(ids)} emails arrived in 300 s")
+            time.sleep(2)  # and no duplicates after the last one
         latencies = sorted(mail.at - started for mail in smtp.messages)
         recipients = {rcpt for mail in smtp.messages for rcpt in mail.rcpt_tos}
         engine = "PostgreSQL" if args.pg else "SQLite"
@@ -173,15 +168,9 @@ def main() -> None:
         )
         keep = False
     except BaseException:
-        keep = True
         print(f"kept {work} (daemon.log)", file=sys.stderr)
         raise
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
         smtp.stop()
         db.engine().dispose()
         if pg_name:

@@ -11,10 +11,9 @@ from crm_sandbox.control import SandboxControl
 from crm_sandbox.credentials import SANDBOX_CREDENTIALS
 from crm_sandbox.server import SandboxServer
 from nurturehub_pipelines.instance import ensure_embedded_instance
-from nurturehub_pipelines.store import accounts, db
 from tests.support.agency import Agency
 from tests.support.alert_fixtures import org, smtp
-from tests.support.alert_world import OWNER
+from tests.support.alert_world import create_org
 
 __all__ = ["agency", "embedded_instance", "org", "sandbox", "smtp"]
 
@@ -36,14 +35,11 @@ def agency(db_url: str, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch)
     control = SandboxControl(sandbox.root_url)
     control.reset()
     control.dataset("reapit", contacts=3, leads=2)
-    with db.engine().begin() as conn:
-        org = accounts.create_org(conn, "Harbour Lettings", OWNER)
-        accounts.add_user(conn, org["org_id"], "admin@harbour.example", "admin")
-        accounts.add_user(conn, org["org_id"], "member@harbour.example", "member")
+    org = create_org()
     # In-memory run and event storage: a run costs 0.2 s instead of 1.5 s on SQLite. The killed-run test,
     # whose run a code server process executes, uses the embedded SQLite instance.
     with DagsterInstance.ephemeral() as instance:
-        yield Agency(org["org_id"], instance, control)
+        yield Agency(org.org_id, instance, control)
 
 
 @pytest.fixture

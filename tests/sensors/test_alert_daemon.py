@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,9 +12,9 @@ from dagster import DagsterInstance, RunsFilter
 
 from nurturehub_pipelines.instance import instance_config
 from tests.support.alert_world import OWNER, Org, fail, outbox
+from tests.support.daemon import dagster_daemon
 from tests.support.smtp_capture import SmtpCapture
 
-REPO = Path(__file__).resolve().parents[2]
 PROMISE = 60.0  # DESIGN.md, Timing: an alert leaves within 60 s of the third failure finishing
 
 
@@ -27,16 +24,8 @@ def test_the_daemon_delivers_the_third_failure_within_the_promise(org: Org, smtp
     (home / "dagster.yaml").write_text(yaml.safe_dump(instance_config()))
     integration = org.integration()
     fail(integration, 2)
-    log = (tmp_path / "daemon.log").open("w")
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
-        cwd=REPO,
-        env={**os.environ, "DAGSTER_HOME": str(home)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    with dagster_daemon(["-w", "workspace.yaml"], env, tmp_path / "daemon.log"):
         time.sleep(10)  # the daemon starts and the sensor has evaluated the first two failures
         fail(integration)
         third = time.monotonic()
@@ -45,14 +34,6 @@ def test_the_daemon_delivers_the_third_failure_within_the_promise(org: Org, smtp
         assert mail.at - third < PROMISE
         time.sleep(6)  # another tick: nothing more is sent
         assert len(smtp.messages) == 1 and outbox()[0]["sent_at"] is not None
-    finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait(10)
-        log.close()
     with DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs(filters=RunsFilter(job_name="deliver_alerts"))
     assert len(runs) == 1 and runs[0].tags["nurturehub/service"] == "alert_delivery"

@@ -80,9 +80,7 @@ class SmtpCapture:
         self.refuse_recipients: set[str] = set()  # addresses refused at RCPT TO, as for an unknown mailbox
         self._messages: list[Received] = []
         self._lock = threading.Lock()
-        auth: dict[str, Any] = (
-            {"authenticator": self._authenticate, "auth_require_tls": False} if login else {}
-        )
+        auth: dict[str, Any] = {"authenticator": self._authenticate, "auth_require_tls": False} if login else {}
         self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **auth)
 
     def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:

@@ -10,8 +10,8 @@ kept it beside the log). The old value is not carried over: the first tick after
 every integration's current streak afresh, and the outbox's dedupe keys keep it from repeating an alert.
 """
 
-import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
+from alembic.script import ScriptDirectory
 
 revision = "0004"
 down_revision = "0003"
@@ -24,10 +24,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.create_table(
-        "sensor_cursors",
-        sa.Column("name", sa.String(length=100), nullable=False),
-        sa.Column("value", sa.Text(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("name", name=op.f("pk_sensor_cursors")),
-    )
+    """The table as 0003 creates it: that revision's own upgrade, so the two can never disagree."""
+    script = ScriptDirectory.from_config(context.config).get_revision("0003")
+    assert script is not None and script.module is not None
+    script.module.upgrade()
