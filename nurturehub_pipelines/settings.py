@@ -79,12 +79,17 @@ class AlertSettings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
         object.__setattr__(self, "smtp_url", self.smtp_url or None)
-        object.__setattr__(self, "failure_threshold", int(self.failure_threshold))
 
     @classmethod
     def from_env(cls) -> AlertSettings:
         """The variables that are set (an empty one counts as unset), DESIGN.md's defaults for the rest."""
-        return cls(**{field: os.environ[name] for field, name in ALERT_ENV.items() if os.environ.get(name)})  # type: ignore[arg-type]
+        env = {field: os.environ.get(name) or None for field, name in ALERT_ENV.items()}
+        return cls(
+            base_url=env["base_url"] or DEFAULT_BASE_URL,
+            smtp_url=env["smtp_url"],
+            alert_from=env["alert_from"] or DEFAULT_ALERT_FROM,
+            failure_threshold=int(env["failure_threshold"] or DEFAULT_FAILURE_THRESHOLD),
+        )
 
 
 def schedule_cron() -> str:

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from nurturehub_pipelines.alerts.delivery import deliver, has_due
 from nurturehub_pipelines.alerts.resource import AlertDelivery
+from nurturehub_pipelines.alerts.smtp import parse_smtp_url
 from nurturehub_pipelines.resources import AppDatabase
 from nurturehub_pipelines.run_contract import SERVICE_ALERT_DELIVERY, TAG_SERVICE
 from nurturehub_pipelines.settings import AlertSettings
@@ -37,6 +38,9 @@ IN_FLIGHT = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED, DagsterRunSt
 # A delivery run created longer ago than this is stuck (its own runtime is a minute): another may go beside
 # it; the outbox leases keep the two off each other's rows.
 STUCK_AFTER = timedelta(minutes=5)
+# After a delivery run itself failed (not a refused email: a crash), the next waits this long, so a broken
+# deployment makes two failed runs a minute rather than one a tick.
+FAILED_RUN_BACKOFF = timedelta(seconds=30)
 
 
 @op(description="Sends the alert outbox's due rows by SMTP and marks each sent, or backed off with its reason.")
@@ -52,17 +56,30 @@ def deliver_alerts() -> None:
     send_due_alerts()
 
 
+def _has_run(instance: DagsterInstance, filters: RunsFilter) -> bool:
+    return bool(instance.get_run_records(filters=filters, limit=1))
+
+
 def delivery_in_flight(instance: DagsterInstance, now: datetime | None = None) -> bool:
     """A delivery run is waiting or running, and not stuck: it will pick up whatever is due now."""
     since = (now or datetime.now(UTC)) - STUCK_AFTER
-    runs = instance.get_run_records(
-        filters=RunsFilter(job_name=JOB_NAME, statuses=IN_FLIGHT, created_after=since), limit=1
-    )
-    return bool(runs)
+    return _has_run(instance, RunsFilter(job_name=JOB_NAME, statuses=IN_FLIGHT, created_after=since))
+
+
+def delivery_failed_lately(instance: DagsterInstance, now: datetime | None = None) -> bool:
+    since = (now or datetime.now(UTC)) - FAILED_RUN_BACKOFF
+    return _has_run(instance, RunsFilter(job_name=JOB_NAME, statuses=[DagsterRunStatus.FAILURE], updated_after=since))
 
 
 def delivery_requests(instance: DagsterInstance, engine: Engine, settings: AlertSettings) -> list[RunRequest]:
-    """One delivery run when mail is due, SMTP is configured and no delivery run will get to it anyway."""
-    if not settings.smtp_url or not has_due(engine) or delivery_in_flight(instance):
+    """One delivery run when mail is due, SMTP is configured and no delivery run will get to it anyway.
+
+    A malformed NURTUREHUB_SMTP_URL fails the tick here (after the outbox is written), loudly, instead of
+    failing one delivery run after another.
+    """
+    if not settings.smtp_url:
+        return []
+    parse_smtp_url(settings.smtp_url)
+    if not has_due(engine) or delivery_in_flight(instance) or delivery_failed_lately(instance):
         return []
     return [RunRequest(job_name=JOB_NAME, tags=DELIVERY_TAGS)]

@@ -10,7 +10,12 @@ from dagster import DagsterEvent, DagsterEventType, DagsterRunStatus, build_sens
 
 from nurturehub_pipelines.alerts import deliver_alerts
 from nurturehub_pipelines.alerts import delivery as alert_delivery
-from nurturehub_pipelines.alerts.job import STUCK_AFTER, delivery_in_flight
+from nurturehub_pipelines.alerts.job import (
+    FAILED_RUN_BACKOFF,
+    STUCK_AFTER,
+    delivery_failed_lately,
+    delivery_in_flight,
+)
 from nurturehub_pipelines.store import db
 from nurturehub_pipelines.store.tables import utcnow
 from sensors.alerts import alert_sensor
@@ -139,6 +144,25 @@ def test_a_delivery_run_is_launched_only_when_mail_is_due_and_never_twice_while_
     agency.instance.report_run_canceled(run)
     assert len(smtp.wait_for(1)) == 1 and outbox()[0]["sent_at"] is not None
     assert agency.alert_tick() == []  # nothing due any more
+
+
+def test_after_a_delivery_run_failed_the_next_waits_a_little(agency: Agency, smtp: SmtpCapture) -> None:
+    fail(agency.integration(), 3)
+    [request] = agency.alert_tick()
+    crashed = agency.instance.create_run_for_job(deliver_alerts, tags=request.tags)
+    agency.instance.report_run_failed(crashed)  # the run itself crashed: its alert is still due
+    assert agency.alert_tick() == []
+    assert not delivery_failed_lately(agency.instance, utcnow() + FAILED_RUN_BACKOFF * 2)
+
+
+def test_a_malformed_smtp_url_fails_the_tick_after_the_outbox_is_written(
+    agency: Agency, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NURTUREHUB_SMTP_URL", "mail.example:25")
+    fail(agency.integration(), 3)
+    with pytest.raises(Exception, match="smtp://host:port"):
+        agency.alert_tick()
+    assert [row["kind"] for row in outbox()] == ["failure"]  # and in-app: only the email waits for a fix
 
 
 def test_without_an_smtp_url_no_delivery_run_is_launched(agency: Agency, monkeypatch: pytest.MonkeyPatch) -> None:
