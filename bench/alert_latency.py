@@ -2,12 +2,13 @@
 has reached an SMTP server?
 
 Runs the real thing: a `dagster-daemon` on a fresh embedded instance evaluates `run_outcome_sensor` and
-`alert_sensor` (the code location is the two sensors only, so the bench does not depend on the CRM jobs),
-the app database is fresh (SQLite, or PostgreSQL with --pg), and the emails go to a local aiosmtpd server.
-The clock starts when the transaction holding the 1,000 third failures commits, and stops when the last
-email arrives. DESIGN.md promises 60 s.
+`alert_sensor`, whose `deliver_alerts` runs go through the run queue and a run worker (the code location is
+the two sensors and that job only, so the bench does not depend on the CRM jobs); the app database is
+fresh (SQLite, or PostgreSQL with --pg), and the emails go to a local aiosmtpd server. The clock starts
+when the transaction holding the 1,000 third failures commits, and stops when the last email arrives.
+DESIGN.md promises 60 s.
 
-    /work/venv/bin/python bench/alert_latency.py [--integrations 1000] [--pg]
+    .venv/bin/python bench/alert_latency.py [--integrations 1000] [--pg]
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -24,29 +24,36 @@ import time
 import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import create_engine, insert, text
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from nurturehub_pipelines.instance import ensure_embedded_instance  # noqa: E402
-from nurturehub_pipelines.smtp_capture import SmtpCapture  # noqa: E402
 from nurturehub_pipelines.store import db  # noqa: E402
 from nurturehub_pipelines.store.tables import (  # noqa: E402
     crm_sync_log,
     integrations,
     organisations,
-    sensor_cursors,
     users,
     utcnow,
 )
+from tests.support.daemon import dagster_daemon  # noqa: E402
+from tests.support.smtp_capture import SmtpCapture  # noqa: E402
 
 LOCATION = """
 from dagster import Definitions
 
-from sensors.failures import alert_sensor, run_outcome_sensor
+from nurturehub_pipelines.alerts import alert_delivery_from_env, deliver_alerts
+from nurturehub_pipelines.resources import app_database_from_env
+from sensors.alerts import alert_sensor
+from sensors.run_outcomes import run_outcome_sensor
 
-defs = Definitions(sensors=[run_outcome_sensor, alert_sensor])
+defs = Definitions(
+    jobs=[deliver_alerts],
+    sensors=[run_outcome_sensor, alert_sensor],
+    resources={"app_db": app_database_from_env(), "alert_delivery": alert_delivery_from_env()},
+)
 """
 PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
@@ -91,16 +98,22 @@ def failure(integration_id: int) -> dict[str, object]:
     }
 
 
-def wait_for_first_evaluation(daemon: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    """The alert sensor has ticked once (its watermark exists): from now on it is in its steady state."""
+def wait_for_steady_state(daemon: subprocess.Popen[bytes], smtp: SmtpCapture, timeout: float = 120) -> None:
+    """The probe's alert has arrived: the sensor has ticked and one delivery run has gone through the queue.
+
+    The probe integration was three failures in before the daemon started, so the sensor's first tick
+    alerts it; from then on the sensor and its code server are in their steady state.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert daemon.poll() is None, "dagster-daemon exited"
-        with db.engine().connect() as conn:
-            if conn.execute(select(sensor_cursors.c.name)).first():
-                return
+        if smtp.messages:
+            time.sleep(1)  # the probe's delivery run ends; a second one would be a duplicate
+            assert len(smtp.messages) == 1, "the probe was alerted twice"
+            smtp.clear()
+            return
         time.sleep(0.2)
-    raise SystemExit("the alert sensor did not tick within 2 minutes")
+    raise SystemExit("the probe's alert did not arrive within 2 minutes")
 
 
 def main() -> None:
@@ -128,23 +141,21 @@ def main() -> None:
     smtp = SmtpCapture().start()
     os.environ["NURTUREHUB_SMTP_URL"] = smtp.url
     ids = seed(args.integrations)
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-f", str(work / "bench_location.py")],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=open(work / "daemon.log", "wb"),  # noqa: SIM115 - lives as long as the daemon
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    [probe] = seed(1)
+    with db.engine().begin() as conn:
+        conn.execute(insert(crm_sync_log), [failure(probe)])
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    keep = True
     try:
-        wait_for_first_evaluation(daemon)
-        with db.engine().begin() as conn:
-            conn.execute(insert(crm_sync_log), [failure(i) for i in ids])
-        started = time.monotonic()
-        mails = smtp.wait_for(len(ids), timeout=300)
-        if len(mails) < len(ids):
-            raise SystemExit(f"only {len(mails)} of {len(ids)} emails arrived in 300 s (log: {work / 'daemon.log'})")
-        time.sleep(2)  # and no duplicates after the last one
+        with dagster_daemon(["-f", str(work / "bench_location.py")], env, work / "daemon.log") as daemon:
+            wait_for_steady_state(daemon, smtp)
+            with db.engine().begin() as conn:
+                conn.execute(insert(crm_sync_log), [failure(i) for i in ids])
+            started = time.monotonic()
+            mails = smtp.wait_for(len(ids), timeout=300)
+            if len(mails) < len(ids):
+                raise SystemExit(f"only {len(mails)} of {len(ids)} emails arrived in 300 s")
+            time.sleep(2)  # and no duplicates after the last one
         latencies = sorted(mail.at - started for mail in smtp.messages)
         recipients = {rcpt for mail in smtp.messages for rcpt in mail.rcpt_tos}
         engine = "PostgreSQL" if args.pg else "SQLite"
@@ -157,15 +168,9 @@ def main() -> None:
         )
         keep = False
     except BaseException:
-        keep = True
         print(f"kept {work} (daemon.log)", file=sys.stderr)
         raise
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
         smtp.stop()
         db.engine().dispose()
         if pg_name:

@@ -54,20 +54,41 @@ def fernet_key() -> bytes:
     return base64.urlsafe_b64encode(hashlib.sha256(b"nurturehub-credentials:" + secret_key()).digest())
 
 
+# The alert settings' environment variables, and DESIGN.md's defaults: read by `AlertSettings.from_env` (the
+# web app's base URL) and, as `EnvVar`s, by the `alert_delivery` resource, so both agree on names and defaults.
+ALERT_ENV = {
+    "base_url": "NURTUREHUB_BASE_URL",
+    "smtp_url": "NURTUREHUB_SMTP_URL",
+    "alert_from": "NURTUREHUB_ALERT_FROM",
+    "failure_threshold": "NURTUREHUB_FAILURE_THRESHOLD",
+}
+DEFAULT_BASE_URL = "http://localhost:8000"
+DEFAULT_ALERT_FROM = "alerts@localhost"
+DEFAULT_FAILURE_THRESHOLD = 3
+
+
 @dataclass(frozen=True)
 class AlertSettings:
-    base_url: str
-    smtp_url: str | None
-    alert_from: str
-    failure_threshold: int
+    """What an alert needs to be written and sent; values are normalised here, wherever they came from."""
+
+    base_url: str = DEFAULT_BASE_URL
+    smtp_url: str | None = None  # None: alerts stay in the outbox and in-app
+    alert_from: str = DEFAULT_ALERT_FROM
+    failure_threshold: int = DEFAULT_FAILURE_THRESHOLD
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        object.__setattr__(self, "smtp_url", self.smtp_url or None)
 
     @classmethod
     def from_env(cls) -> AlertSettings:
+        """The variables that are set (an empty one counts as unset), DESIGN.md's defaults for the rest."""
+        env = {field: os.environ.get(name) or None for field, name in ALERT_ENV.items()}
         return cls(
-            base_url=os.environ.get("NURTUREHUB_BASE_URL", "http://localhost:8000").rstrip("/"),
-            smtp_url=os.environ.get("NURTUREHUB_SMTP_URL") or None,
-            alert_from=os.environ.get("NURTUREHUB_ALERT_FROM", "alerts@localhost"),
-            failure_threshold=int(os.environ.get("NURTUREHUB_FAILURE_THRESHOLD", "3")),
+            base_url=env["base_url"] or DEFAULT_BASE_URL,
+            smtp_url=env["smtp_url"],
+            alert_from=env["alert_from"] or DEFAULT_ALERT_FROM,
+            failure_threshold=int(env["failure_threshold"] or DEFAULT_FAILURE_THRESHOLD),
         )
 
 

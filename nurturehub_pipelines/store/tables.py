@@ -243,15 +243,6 @@ alert_outbox = Table(
 )
 Index("ix_alert_outbox_unsent", alert_outbox.c.sent_at, alert_outbox.c.next_attempt_at)
 
-# A sensor's progress through crm_sync_log, kept beside the log so a fresh database starts it afresh.
-sensor_cursors = Table(
-    "sensor_cursors",
-    metadata,
-    Column("name", String(100), primary_key=True),
-    Column("value", Text, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
-)
-
 notifications = Table(
     "notifications",
     metadata,

@@ -1,0 +1,117 @@
+"""`run_outcome_sensor` against real runs: a cancelled run and a run worker killed mid-sync each get their
+`sync_finished`/`error` row, and the killed one counts towards the owner's alert like any failure."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from dagster import DagsterInstance, DagsterRunStatus
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import ModuleTarget
+from sqlalchemy import select
+
+from nurturehub_pipelines.jobs import build_sync_job
+from nurturehub_pipelines.run_contract import job_name, run_config, run_tags
+from nurturehub_pipelines.store import db
+from nurturehub_pipelines.store.tables import crm_sync_log
+from sensors import run_outcomes
+from tests.support.agency import Agency, finished_rows
+from tests.support.smtp_capture import SmtpCapture
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_cancelled_run_gets_its_sync_finished_error_row_once(agency: Agency) -> None:
+    integration = agency.integration()
+    run = agency.instance.create_run_for_job(
+        build_sync_job("reapit"),
+        run_config=run_config(integration, full=True),
+        tags=run_tags(integration, agency.org_id, "reapit", "sync_now"),
+    )
+    agency.instance.report_run_canceled(run)
+    agency.tick()
+    agency.tick()
+    [row] = finished_rows(integration)
+    assert (row["run_id"], row["outcome"], row["trigger"]) == (run.run_id, "error", "sync_now")
+    assert row["message"] == run_outcomes.CANCELLED_MESSAGE
+
+
+def test_a_launchpad_run_without_tags_is_found_by_its_run_config(agency: Agency) -> None:
+    """A data engineer's run from the Launchpad: only run config names the integration, no trigger tag."""
+    integration = agency.integration()
+    run = agency.instance.create_run_for_job(build_sync_job("reapit"), run_config=run_config(integration, full=True))
+    agency.instance.report_run_canceled(run)
+    agency.tick()
+    [row] = finished_rows(integration)
+    assert (row["run_id"], row["trigger"]) == (run.run_id, "manual")
+
+
+def test_a_sync_process_killed_mid_run_counts_as_a_failure_with_its_row(
+    agency: Agency, embedded_instance: DagsterInstance, smtp: SmtpCapture
+) -> None:
+    """Launched as the daemon launches it: a code server starts the run worker; we SIGKILL the worker."""
+    integration = agency.integration()
+    for _ in range(2):
+        assert not agency.sync(integration)
+    agency.instance = embedded_instance
+    agency.reconnect(integration)
+    agency.control.fault("reapit", "delay", stream="contacts", seconds=30, times=-1)  # hangs mid-run
+
+    target = ModuleTarget(
+        module_name="nurturehub_pipelines.definitions",
+        attribute=None,
+        working_directory=str(REPO),
+        location_name="nurturehub_pipelines",
+    )
+    with WorkspaceProcessContext(agency.instance, target) as workspace:
+        context = workspace.create_request_context()
+        location = context.get_code_location("nurturehub_pipelines")
+        remote_job = location.get_repository("__repository__").get_full_job(job_name("reapit"))
+        run = agency.instance.create_run_for_job(
+            build_sync_job("reapit"),
+            run_config=run_config(integration, full=False),
+            tags=run_tags(integration, agency.org_id, "reapit", "schedule"),
+            remote_job_origin=remote_job.get_remote_origin(),
+            job_code_origin=remote_job.get_python_origin(),
+        )
+        agency.instance.launch_run(run.run_id, context)
+        pid = wait_for_worker_mid_run(agency.instance, run.run_id, integration)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while agency.instance.get_run_by_id(run.run_id).status != DagsterRunStatus.FAILURE:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the code server did not mark the killed run failed"
+            time.sleep(0.1)
+    agency.control.clear_faults("reapit")
+
+    agency.tick()
+    rows = finished_rows(integration)
+    assert [row["outcome"] for row in rows] == ["error"] * 3
+    assert rows[-1]["run_id"] == run.run_id and rows[-1]["message"] == run_outcomes.DIED_MESSAGE
+    [alert] = smtp.wait_for(1)  # the killed run was the third failure in a row
+    assert "3 times in a row" in alert.subject and run_outcomes.DIED_MESSAGE in alert.body
+    agency.tick()
+    assert len(finished_rows(integration)) == 3
+
+
+def wait_for_worker_mid_run(instance: DagsterInstance, run_id: str, integration_id: int) -> int:
+    """The run worker's pid, once it has written its auth_refresh row (it then hangs reading contacts)."""
+    deadline = time.monotonic() + 60
+    pid = None
+    while time.monotonic() < deadline:
+        if pid is None:
+            for entry in instance.all_logs(run_id):
+                if entry.message and entry.message.startswith("Started process for run (pid: "):
+                    pid = int(entry.message.split("pid: ")[1].rstrip(")."))
+        with db.engine().connect() as conn:
+            started = conn.execute(
+                select(crm_sync_log.c.id).where(
+                    crm_sync_log.c.run_id == run_id, crm_sync_log.c.event_type == "auth_refresh"
+                )
+            ).first()
+        if pid is not None and started is not None:
+            return pid
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not start syncing")
