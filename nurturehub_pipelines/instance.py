@@ -15,11 +15,7 @@ import yaml
 
 from crm_resources import registry
 from nurturehub_pipelines import settings
-from nurturehub_pipelines.run_contract import TAG_CRM, TAG_INTEGRATION
-
-# The alert-delivery job's runs carry this tag (the job itself lives with the alerts).
-TAG_SERVICE = "nurturehub/service"
-ALERT_DELIVERY = "alert_delivery"
+from nurturehub_pipelines.run_contract import SERVICE_ALERT_DELIVERY, TAG_CRM, TAG_INTEGRATION, TAG_SERVICE
 
 
 def crm_run_ceilings() -> dict[str, int]:
@@ -52,7 +48,7 @@ def run_coordinator_config() -> dict[str, Any]:
             "tag_concurrency_limits": [
                 {"key": TAG_INTEGRATION, "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
                 *({"key": TAG_CRM, "value": crm, "limit": limit} for crm, limit in ceilings.items()),
-                {"key": TAG_SERVICE, "value": ALERT_DELIVERY, "limit": 1},
+                {"key": TAG_SERVICE, "value": SERVICE_ALERT_DELIVERY, "limit": 1},
             ],
         },
     }

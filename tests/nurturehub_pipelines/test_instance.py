@@ -21,14 +21,13 @@ from sqlalchemy import create_engine, text
 
 from crm_resources import registry
 from nurturehub_pipelines.instance import (
-    ALERT_DELIVERY,
     CRM_RUN_CEILINGS,
-    TAG_SERVICE,
     crm_run_ceilings,
     ensure_embedded_instance,
     instance_config,
 )
-from nurturehub_pipelines.run_contract import job_name, run_tags
+from nurturehub_pipelines.run_contract import SERVICE_ALERT_DELIVERY as ALERT_DELIVERY
+from nurturehub_pipelines.run_contract import TAG_SERVICE, job_name, run_tags
 
 REPO = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = os.environ.get("NURTUREHUB_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
