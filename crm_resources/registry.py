@@ -62,19 +62,39 @@ def resource_from_env(crm: str, **tuning: Any) -> CrmResource:
 
 def check_integration(crm: str, settings: Mapping[str, str], credentials: Mapping[str, str]) -> None:
     """Refuse a missing or unknown setting or credential, naming the accepted ones."""
-    if crm not in REGISTRY:
-        raise IntegrationConfigError(f"unknown CRM {crm!r}: use one of {', '.join(CRMS)}")
-    cls = REGISTRY[crm]
+    check_settings(crm, settings)
+    check_credentials(crm, credentials)
+
+
+def check_settings(crm: str, settings: Mapping[str, str]) -> None:
+    """The CRM's settings, exactly: each missing or unknown name refused, the accepted ones listed."""
+    cls = _crm_class(crm)
     wanted = set(cls.settings_keys)
     if set(settings) != wanted:
         accepted = ", ".join(cls.settings_keys) or "none"
         problems = [f"missing setting {k!r}" for k in sorted(wanted - set(settings))]
         problems += [f"unknown setting {k!r}" for k in sorted(set(settings) - wanted)]
         raise IntegrationConfigError(f"{'; '.join(problems)}: {crm} takes settings: {accepted}")
+    _check_not_empty(settings)
+
+
+def check_credentials(crm: str, credentials: Mapping[str, str]) -> None:
+    """One whole accepted set of credential names (values are never echoed)."""
+    cls = _crm_class(crm)
     if set(credentials) not in [set(s) for s in cls.credential_sets]:
         options = " or ".join(" and ".join(s) if s else "none" for s in cls.credential_sets)
         given = ", ".join(sorted(credentials)) or "none"
         raise IntegrationConfigError(f"{crm} takes credentials: {options} (given: {given})")
-    empty = [k for k, v in {**settings, **credentials}.items() if not v]
+    _check_not_empty(credentials)
+
+
+def _crm_class(crm: str) -> type[CrmResource]:
+    if crm not in REGISTRY:
+        raise IntegrationConfigError(f"unknown CRM {crm!r}: use one of {', '.join(CRMS)}")
+    return REGISTRY[crm]
+
+
+def _check_not_empty(values: Mapping[str, str]) -> None:
+    empty = [k for k, v in values.items() if not v]
     if empty:
         raise IntegrationConfigError(f"empty value for {', '.join(empty)}")

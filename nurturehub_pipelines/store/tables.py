@@ -103,6 +103,15 @@ integrations = Table(
     # When the CRM last said its rate-limit window is closed, and until when (Sync Now answers 429).
     Column("rate_limited_until", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    # Paused by a person (`enabled` false): who and when, for the card's paused_reason (0005).
+    Column("paused_by", String(320), nullable=True),
+    Column("paused_at", UTCDateTime, nullable=True),
+    # Scheduled syncs stopped by the rejected-credentials rule, and why in words; cleared by a change of
+    # credentials or settings, or a successful Sync Now / Retry (0005).
+    Column("quarantined_at", UTCDateTime, nullable=True),
+    Column("quarantine_reason", Text, nullable=True),
+    # The ErrorKind of the latest failed step (auth, rate_limit, …); null after a completed sync (0005).
+    Column("last_failure_kind", String(20), nullable=True),
 )
 
 crm_sync_log = Table(
@@ -197,6 +206,7 @@ skipped_records = Table(
     Column("raw", JSON, nullable=True),
     Column("occurred_at", UTCDateTime, nullable=False, default=utcnow),
 )
+Index("ix_skipped_records_occurred", skipped_records.c.occurred_at)  # retention (0005)
 
 # Sync Now / Retry: a durable request a sensor turns into a run (run_key = id).
 sync_requests = Table(
@@ -214,6 +224,7 @@ sync_requests = Table(
 )
 Index("ix_sync_requests_integration_status", sync_requests.c.integration_id, sync_requests.c.status)
 Index("ix_sync_requests_status", sync_requests.c.status)
+Index("ix_sync_requests_finished", sync_requests.c.finished_at)  # retention (0005)
 # At most one active request per integration: two concurrent Sync Now clicks give one 202 and one 409 (0002).
 Index(
     "uq_sync_requests_one_active",
@@ -222,6 +233,18 @@ Index(
     sqlite_where=sync_requests.c.status.in_(("pending", "launched")),
     postgresql_where=sync_requests.c.status.in_(("pending", "launched")),
 )
+
+# A signed-in browser: the cookie carries a random key, this row its sha256 (0005). Deleting the row ends
+# the session at once: sign-out, a rotated token and a removed user all do.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+Index("ix_web_sessions_user", web_sessions.c.user_id)
 
 # Outbox: an alert is a row first and an email second, so an SMTP outage delays it and never loses it.
 alert_outbox = Table(
@@ -242,6 +265,7 @@ alert_outbox = Table(
     Column("last_error", Text, nullable=True),
 )
 Index("ix_alert_outbox_unsent", alert_outbox.c.sent_at, alert_outbox.c.next_attempt_at)
+Index("ix_alert_outbox_sent", alert_outbox.c.sent_at)  # retention (0005)
 
 notifications = Table(
     "notifications",
