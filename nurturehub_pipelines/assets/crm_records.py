@@ -18,7 +18,7 @@ from dagster import (
     OpExecutionContext,
 )
 
-from crm_resources.registry import CRMS, crm_name
+from crm_resources import registry
 from nurturehub_pipelines.sync.engine import StepResult
 
 STREAMS = ("contacts", "leads")
@@ -37,25 +37,28 @@ def asset_key(crm: str, stream: str) -> AssetKey:
     return AssetKey([crm, stream])
 
 
-CRM_PARTITIONS: dict[str, DynamicPartitionsDefinition] = {
-    crm: DynamicPartitionsDefinition(name=partitions_name(crm)) for crm in CRMS
-}
+def crm_partitions(crm: str) -> DynamicPartitionsDefinition:
+    return DynamicPartitionsDefinition(name=partitions_name(crm))
 
 
 def crm_record_specs() -> list[AssetSpec]:
+    """Two assets for every CRM in the registry, read when called: a CRM added there gets its two."""
     return [
         AssetSpec(
             key=asset_key(crm, stream),
-            partitions_def=CRM_PARTITIONS[crm],
+            partitions_def=crm_partitions(crm),
             group_name=crm,
             kinds={"sqlalchemy"},
-            description=f"{crm_name(crm)} {stream} synced into the app database's `{stream}` table, "
+            description=f"{registry.crm_name(crm)} {stream} synced into the app database's `{stream}` table, "
             "one partition per integration (its id). Materialized by each sync run's "
             f"{'contact_import' if stream == 'contacts' else 'lead_update'} step.",
         )
-        for crm in CRMS
+        for crm in registry.CRMS
         for stream in STREAMS
     ]
+
+
+CRM_PARTITIONS: dict[str, DynamicPartitionsDefinition] = {crm: crm_partitions(crm) for crm in registry.CRMS}
 
 
 CRM_RECORD_ASSETS: list[AssetSpec] = crm_record_specs()

@@ -71,7 +71,8 @@ def with_durations(syncs: pd.DataFrame, run_rows: pd.DataFrame) -> pd.DataFrame:
     """A run's duration: its sync_finished time minus its first row's time (none for rows outside a run)."""
     started = pd.to_datetime(run_rows["occurred_at"], utc=True).groupby(run_rows["run_id"]).min()
     finished_at = pd.to_datetime(syncs["occurred_at"], utc=True)
-    durations = (finished_at - syncs["run_id"].map(started)).dt.total_seconds()
+    first_row_at = pd.to_datetime(syncs["run_id"].map(started.to_dict()), utc=True)
+    durations = (finished_at - first_row_at).dt.total_seconds().astype(float)
     return syncs.assign(failed=syncs["failed"].astype(bool), seconds=durations)
 
 
@@ -123,13 +124,13 @@ def markdown(title: str, table: pd.DataFrame, label: str) -> str:
 
 def report(syncs: pd.DataFrame, skipped: pd.DataFrame, since: datetime) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     """The Markdown report, and its two tables (by CRM, by organisation)."""
-    by_crm = summarise(syncs, skipped, ["crm"]).rename(index=crm_name)
-    by_org = summarise(syncs, skipped, ["org_id", "organisation"]).droplevel("org_id")
     header = (
         f"## Sync health since {since:%Y-%m-%d %H:%M} UTC\n\n{len(syncs)} syncs, {int(syncs['failed'].sum())} failed."
     )
     if syncs.empty:
-        return header + "\n\nNo sync finished in this window.", by_crm, by_org
+        return header + "\n\nNo sync finished in this window.", pd.DataFrame(), pd.DataFrame()
+    by_crm = summarise(syncs, skipped, ["crm"]).rename(index=crm_name)
+    by_org = summarise(syncs, skipped, ["org_id", "organisation"]).droplevel("org_id")
     body = [markdown("By CRM", by_crm, "CRM"), markdown("By organisation", by_org, "Organisation")]
     return "\n\n".join([header, *body]), by_crm, by_org
 
