@@ -36,6 +36,12 @@ REPO = Path(__file__).resolve().parents[3]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
 SYNCED = ("reapit", "alto")
+# (page, text it shows once loaded, screenshot); reapit's integration is the first, id 1
+VIEWS = (
+    ("/assets/reapit/contacts?view=partitions&partition=1", "records_synced", "catalog-reapit-contacts-partitions.png"),
+    ("/assets/reapit/contacts?view=events", "records_synced", "catalog-reapit-contacts-events.png"),
+    ("/assets/sync_health_report", "By organisation", "catalog-sync-health-report.png"),
+)
 
 
 def free_port() -> int:
@@ -132,18 +138,9 @@ def test_the_catalog_shows_the_crm_assets_and_the_report(webserver: str) -> None
         page.wait_for_timeout(1000)
         page.screenshot(path=str(ARTIFACTS / "catalog.png"), full_page=True)
 
-        page.goto(f"{webserver}/assets/reapit/contacts?view=partitions&partition=1")
-        page.get_by_text("records_synced").first.wait_for()
-        page.wait_for_timeout(1500)
-        page.screenshot(path=str(ARTIFACTS / "catalog-reapit-contacts-partitions.png"), full_page=True)
-
-        page.goto(f"{webserver}/assets/reapit/contacts?view=events")
-        page.get_by_text("records_synced").first.wait_for()
-        page.wait_for_timeout(1500)
-        page.screenshot(path=str(ARTIFACTS / "catalog-reapit-contacts-events.png"), full_page=True)
-
-        page.goto(f"{webserver}/assets/sync_health_report")
-        page.get_by_text("By organisation").first.wait_for()
-        page.wait_for_timeout(1500)
-        page.screenshot(path=str(ARTIFACTS / "catalog-sync-health-report.png"), full_page=True)
+        for path, shown, name in VIEWS:
+            page.goto(f"{webserver}{path}")
+            page.get_by_text(shown).first.wait_for()
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(ARTIFACTS / name), full_page=True)
         browser.close()
