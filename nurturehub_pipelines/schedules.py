@@ -16,11 +16,11 @@ from dagster import (
     SkipReason,
     schedule,
 )
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from crm_resources.registry import CRMS, crm_name
 from nurturehub_pipelines import run_contract, settings
-from nurturehub_pipelines.store import db
+from nurturehub_pipelines.resources import AppDatabase
 from nurturehub_pipelines.store.tables import integrations
 
 
@@ -28,12 +28,14 @@ def schedule_name(crm: str) -> str:
     return f"{run_contract.job_name(crm)}_schedule"
 
 
-def scheduled_run_requests(crm: str, context: ScheduleEvaluationContext) -> list[RunRequest] | SkipReason:
+def scheduled_run_requests(
+    crm: str, context: ScheduleEvaluationContext, engine: Engine
+) -> list[RunRequest] | SkipReason:
     """One incremental run per enabled integration of the CRM: one query, no credentials decrypted.
 
     The run_key names the integration and the tick, so a tick the daemon retries never launches twice.
     """
-    with db.engine().connect() as conn:
+    with engine.connect() as conn:
         rows = conn.execute(
             select(integrations.c.id, integrations.c.org_id)
             .where(integrations.c.crm == crm, integrations.c.enabled.is_(True))
@@ -62,8 +64,8 @@ def build_sync_schedule(crm: str) -> ScheduleDefinition:
         default_status=DefaultScheduleStatus.RUNNING,
         description=f"Incremental sync of every enabled {crm_name(crm)} integration.",
     )
-    def sync_schedule(context: ScheduleEvaluationContext) -> list[RunRequest] | SkipReason:
-        return scheduled_run_requests(crm, context)
+    def sync_schedule(context: ScheduleEvaluationContext, app_db: AppDatabase) -> list[RunRequest] | SkipReason:
+        return scheduled_run_requests(crm, context, app_db.engine())
 
     return sync_schedule
 

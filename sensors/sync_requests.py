@@ -26,11 +26,12 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from nurturehub_pipelines import run_contract
 from nurturehub_pipelines.jobs import SYNC_JOBS
-from nurturehub_pipelines.store import db, sync_requests
+from nurturehub_pipelines.resources import AppDatabase
+from nurturehub_pipelines.store import sync_requests
 from nurturehub_pipelines.store.sync_log import write_event
 from nurturehub_pipelines.store.sync_requests import Launchable
 from nurturehub_pipelines.store.tables import utcnow
@@ -98,10 +99,12 @@ def follow_launched(instance: DagsterInstance, conn: Connection, now: datetime) 
             sync_requests.close(conn, request.id, "expired", now)
 
 
-def evaluate(instance: DagsterInstance, job_names: set[str], now: datetime | None = None) -> list[RunRequest]:
+def evaluate(
+    instance: DagsterInstance, engine: Engine, job_names: set[str], now: datetime | None = None
+) -> list[RunRequest]:
     """One tick: every decision and its mark commit together, before Dagster sees the run requests."""
     now = now or utcnow()
-    with db.engine().begin() as conn:
+    with engine.begin() as conn:
         return [*follow_launched(instance, conn, now), *launch_pending(conn, now, job_names)]
 
 
@@ -115,8 +118,8 @@ def build_sync_request_sensor(jobs: Sequence[JobDefinition]) -> SensorDefinition
         default_status=DefaultSensorStatus.RUNNING,
         description="Starts a full sync for each Sync Now / Retry request (sync_requests table).",
     )
-    def sync_request_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
-        run_requests = evaluate(context.instance, job_names)
+    def sync_request_sensor(context: SensorEvaluationContext, app_db: AppDatabase) -> SensorResult | SkipReason:
+        run_requests = evaluate(context.instance, app_db.engine(), job_names)
         if not run_requests:
             return SkipReason("No sync request is waiting.")
         return SensorResult(run_requests=run_requests)

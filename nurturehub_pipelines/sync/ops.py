@@ -1,22 +1,28 @@
 """The sync steps as Dagster ops. They are the same for every CRM: each job binds its own CRM's
-resource to the `crm_api` key, and the ops ask that resource which CRM they are syncing."""
+resource to the `crm_api` key, and the ops ask that resource which CRM they are syncing.
 
-from typing import Any
+The steps hand each other a `SyncState`, a frozen dataclass kept by the job's in-memory IO manager
+(`jobs.py`), rather than Nothing dependencies that re-read the run's rows from `crm_sync_log`: the final
+step needs each step's skip reasons, which the log keeps only as a sentence, and the state is small and
+lives exactly as long as the run's one process (the job runs with the in-process executor). Nothing is
+pickled to `DAGSTER_HOME`; the price is that a failed run cannot be re-executed from its failed step,
+which a sync never is (the failing step already wrote the run's `sync_finished`: a new run syncs again).
+"""
 
-from dagster import Config, Failure, In, OpExecutionContext, Out, op
-from dagster._core.definitions.op_definition import OpDefinition
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
-from crm_resources.core import CrmClient, CrmResource
+from dagster import Config, Failure, OpDefinition, OpExecutionContext, op
+
+from crm_resources.core import CrmResource
 from crm_resources.registry import crm_name
+from nurturehub_pipelines.assets.crm_records import report_materialization
+from nurturehub_pipelines.resources import AppDatabase
 from nurturehub_pipelines.run_contract import TAG_TRIGGER
-from nurturehub_pipelines.store import db
 from nurturehub_pipelines.store.accounts import get_integration
 from nurturehub_pipelines.sync.engine import StepFailed, StepResult, SyncSession
 
 CRM_KEY = "crm_api"
-
-# One client per run: the steps share its token, rate limiter and request count.
-_CLIENTS: dict[str, CrmClient] = {}
 
 
 class SyncConfig(Config):
@@ -26,55 +32,61 @@ class SyncConfig(Config):
     full: bool = False
 
 
-def _session(context: OpExecutionContext, integration_id: int, full: bool) -> SyncSession:
-    resource: CrmResource = getattr(context.resources, CRM_KEY)
-    crm = resource.spec.crm
-    engine = db.engine()
+@dataclass(frozen=True)
+class SyncState:
+    """What one step hands the next: which sync this is, and the results of the steps so far."""
+
+    integration_id: int
+    full: bool
+    steps: tuple[StepResult, ...] = ()
+
+
+def _session(context: OpExecutionContext, crm_api: CrmResource, app_db: AppDatabase, state: SyncState) -> SyncSession:
+    crm = crm_api.spec.crm
+    engine = app_db.engine()
     with engine.connect() as conn:
-        integration = get_integration(conn, integration_id)
+        integration = get_integration(conn, state.integration_id)
     if integration is None:
-        raise Failure(description=f"No integration with id {integration_id}")
+        raise Failure(description=f"No integration with id {state.integration_id}")
     if integration.crm != crm:
         raise Failure(
-            description=f"Integration {integration_id} is a {crm_name(integration.crm)} integration: "
+            description=f"Integration {state.integration_id} is a {crm_name(integration.crm)} integration: "
             f"launch sync_{integration.crm}, not sync_{crm}"
         )
-    client = _CLIENTS.get(context.run_id)
-    if client is None:
-        client = _CLIENTS[context.run_id] = resource.client(integration.settings, integration.credentials())
+    # The resource keeps the run's one client (token, rate limiter, request count) and closes it with the run.
+    client = crm_api.client(integration.settings, integration.credentials())
     trigger = context.run.tags.get(TAG_TRIGGER, "manual")
-    return SyncSession(engine, integration, client, run_id=context.run_id, trigger=trigger, full=full)
+    return SyncSession(engine, integration, client, run_id=context.run_id, trigger=trigger, full=state.full)
 
 
-def _run(context: OpExecutionContext, session: SyncSession, step: Any) -> StepResult:
+def _run(context: OpExecutionContext, step: Callable[[], StepResult]) -> StepResult:
     try:
-        result: StepResult = step()
+        result = step()
     except StepFailed as failed:
-        _close(context.run_id)
         raise Failure(description=failed.result.message, metadata=failed.result.metadata()) from None
     context.add_output_metadata(result.metadata())
     return result
 
 
-def _close(run_id: str) -> None:
-    client = _CLIENTS.pop(run_id, None)
-    if client is not None:
-        client.close()
-
-
-@op(required_resource_keys={CRM_KEY}, out=Out(dict))
-def auth_refresh(context: OpExecutionContext, config: SyncConfig) -> dict[str, Any]:
-    session = _session(context, config.integration_id, config.full)
-    _run(context, session, session.auth_refresh)
-    return {"integration_id": config.integration_id, "full": config.full, "steps": []}
+@op
+def auth_refresh(
+    context: OpExecutionContext, config: SyncConfig, crm_api: CrmResource, app_db: AppDatabase
+) -> SyncState:
+    state = SyncState(config.integration_id, config.full)
+    session = _session(context, crm_api, app_db, state)
+    _run(context, session.auth_refresh)
+    return state
 
 
 def _stream_op(name: str, stream: str) -> OpDefinition:
-    @op(name=name, required_resource_keys={CRM_KEY}, ins={"state": In(dict)}, out=Out(dict))
-    def import_stream(context: OpExecutionContext, state: dict[str, Any]) -> dict[str, Any]:
-        session = _session(context, state["integration_id"], state["full"])
-        result = _run(context, session, lambda: session.import_stream(stream))
-        return {**state, "steps": [*state["steps"], result]}
+    @op(name=name)
+    def import_stream(
+        context: OpExecutionContext, state: SyncState, crm_api: CrmResource, app_db: AppDatabase
+    ) -> SyncState:
+        session = _session(context, crm_api, app_db, state)
+        result = _run(context, lambda: session.import_stream(stream))
+        report_materialization(context, crm_api.spec.crm, stream, state.integration_id, session.trigger, result)
+        return replace(state, steps=(*state.steps, result))
 
     return import_stream
 
@@ -83,11 +95,8 @@ contact_import = _stream_op("contact_import", "contacts")
 lead_update = _stream_op("lead_update", "leads")
 
 
-@op(required_resource_keys={CRM_KEY}, ins={"state": In(dict)})
-def sync_finished(context: OpExecutionContext, state: dict[str, Any]) -> None:
-    session = _session(context, state["integration_id"], state["full"])
-    try:
-        result = session.finish(state["steps"])
-    finally:
-        _close(context.run_id)
+@op
+def sync_finished(context: OpExecutionContext, state: SyncState, crm_api: CrmResource, app_db: AppDatabase) -> None:
+    session = _session(context, crm_api, app_db, state)
+    result = session.finish(list(state.steps))
     context.log.info(result.message)

@@ -12,6 +12,7 @@ from sqlalchemy import insert
 from crm_resources.registry import CRMS
 from nurturehub_pipelines import run_contract
 from nurturehub_pipelines.definitions import defs
+from nurturehub_pipelines.resources import app_database_from_env
 from nurturehub_pipelines.schedules import build_sync_schedule, schedule_name, sync_schedules
 from nurturehub_pipelines.store import accounts, db
 from nurturehub_pipelines.store.tables import integrations, organisations
@@ -24,7 +25,10 @@ def requests_at(tick: datetime = TICK) -> list:  # type: ignore[type-arg]
     found = []
     with DagsterInstance.ephemeral() as instance:
         for schedule in sync_schedules:
-            data = schedule.evaluate_tick(build_schedule_context(instance=instance, scheduled_execution_time=tick))
+            context = build_schedule_context(
+                instance=instance, scheduled_execution_time=tick, resources={"app_db": app_database_from_env()}
+            )
+            data = schedule.evaluate_tick(context)
             for request in data.run_requests or []:
                 assert request.job_name == schedule.job_name  # the daemon launches the schedule's own job
             found += data.run_requests or []

@@ -17,6 +17,7 @@ from dagster import (
 from sqlalchemy import select
 
 from nurturehub_pipelines import run_contract
+from nurturehub_pipelines.resources import app_database_from_env
 from nurturehub_pipelines.store import accounts, db, sync_requests
 from nurturehub_pipelines.store.sync_log import write_event
 from nurturehub_pipelines.store.tables import crm_sync_log, utcnow
@@ -66,7 +67,7 @@ def add_run(instance: DagsterInstance, request_id: str, status: DagsterRunStatus
 def test_a_pending_request_becomes_one_full_sync_run(ids: tuple[int, int], instance: DagsterInstance) -> None:
     org_id, integration_id = ids
     request_id = request(integration_id, "retry")
-    [run_request] = evaluate(instance, JOBS)
+    [run_request] = evaluate(instance, db.engine(), JOBS)
     assert run_request.run_key == request_id
     assert run_request.job_name == "sync_reapit"
     assert run_request.run_config == run_contract.run_config(integration_id, full=True)
@@ -75,23 +76,23 @@ def test_a_pending_request_becomes_one_full_sync_run(ids: tuple[int, int], insta
         run_contract.TAG_REQUEST: request_id,
     }
     assert status_of(request_id) == "launched"
-    assert evaluate(instance, JOBS) == []  # yielded once; the next tick waits for the run
+    assert evaluate(instance, db.engine(), JOBS) == []  # yielded once; the next tick waits for the run
 
 
 def test_a_launched_request_with_no_run_is_yielded_again_under_the_same_key(
     ids: tuple[int, int], instance: DagsterInstance
 ) -> None:
     request_id = request(ids[1])
-    evaluate(instance, JOBS)
-    [again] = evaluate(instance, JOBS, now=utcnow() + RELAUNCH_AFTER + timedelta(seconds=1))
+    evaluate(instance, db.engine(), JOBS)
+    [again] = evaluate(instance, db.engine(), JOBS, now=utcnow() + RELAUNCH_AFTER + timedelta(seconds=1))
     assert again.run_key == request_id  # Dagster's run_key dedupe makes this safe if the run did start
 
 
 def test_the_request_follows_its_run_and_finishes_with_it(ids: tuple[int, int], instance: DagsterInstance) -> None:
     request_id = request(ids[1])
-    evaluate(instance, JOBS)
+    evaluate(instance, db.engine(), JOBS)
     run_id = add_run(instance, request_id, DagsterRunStatus.STARTED)
-    assert evaluate(instance, JOBS) == []
+    assert evaluate(instance, db.engine(), JOBS) == []
     launched = active(ids[1])
     assert launched is not None and launched.run_id == run_id and launched.status == "launched"
     with db.engine().begin() as conn:
@@ -99,7 +100,7 @@ def test_the_request_follows_its_run_and_finishes_with_it(ids: tuple[int, int], 
             conn, integration_id=ids[1], event_type="sync_finished", outcome="success", message="done",
             trigger="sync_now", run_id=run_id,
         )  # fmt: skip
-    evaluate(instance, JOBS)
+    evaluate(instance, db.engine(), JOBS)
     assert status_of(request_id) == "finished"
 
 
@@ -107,9 +108,9 @@ def test_a_run_that_ends_without_sync_finished_still_ends_the_request(
     ids: tuple[int, int], instance: DagsterInstance
 ) -> None:
     request_id = request(ids[1])
-    evaluate(instance, JOBS)
+    evaluate(instance, db.engine(), JOBS)
     add_run(instance, request_id, DagsterRunStatus.CANCELED)
-    evaluate(instance, JOBS)
+    evaluate(instance, db.engine(), JOBS)
     assert status_of(request_id) == "finished"
     assert active(ids[1]) is None
 
@@ -118,12 +119,12 @@ def test_requests_wait_while_dagster_is_down_and_expire_only_after_a_day(
     ids: tuple[int, int], instance: DagsterInstance
 ) -> None:
     waited = request(ids[1], age=timedelta(hours=5))  # the daemon was down for five hours
-    [run_request] = evaluate(instance, JOBS)
+    [run_request] = evaluate(instance, db.engine(), JOBS)
     assert run_request.run_key == waited
     with db.engine().begin() as conn:
         sync_requests.close(conn, waited, "finished", utcnow())
     stale = request(ids[1], age=timedelta(hours=25))
-    assert evaluate(instance, JOBS) == []
+    assert evaluate(instance, db.engine(), JOBS) == []
     assert status_of(stale) == "expired"
 
 
@@ -132,7 +133,7 @@ def test_a_crm_without_a_job_is_refused_in_the_log(db_url: str, instance: Dagste
         org = accounts.create_org(conn, "Harbour Lettings", "owner@harbour.example")
         loop_id = accounts.add_integration(conn, org["org_id"], "loop", "Loop", {}, {"api_key": "k"})
     request_id = request(loop_id)
-    assert evaluate(instance, JOBS) == []
+    assert evaluate(instance, db.engine(), JOBS) == []
     assert status_of(request_id) == "expired"
     with db.engine().connect() as conn:
         row = conn.execute(select(crm_sync_log).where(crm_sync_log.c.integration_id == loop_id)).one()
@@ -146,6 +147,6 @@ def test_the_sensor_definition(ids: tuple[int, int], instance: DagsterInstance) 
         f"sync_{crm}" for crm in ("agentos", "reapit", "alto", "street", "loop", "openapi")
     }
     request_id = request(ids[1])
-    result = sync_request_sensor(build_sensor_context(instance=instance))
+    result = sync_request_sensor(build_sensor_context(instance=instance, resources={"app_db": app_database_from_env()}))
     assert isinstance(result, SensorResult)
     assert [r.run_key for r in result.run_requests or []] == [request_id]
