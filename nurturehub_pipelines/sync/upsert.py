@@ -50,12 +50,12 @@ def upsert_records(conn: Connection, table: Table, integration_id: int, records:
         return _merge_via_copy(conn, table, list(rows.values()))
     stmt = dialect_insert(conn, table)
     changing = [c.name for c in table.columns if c.name not in ("id", "integration_id", "external_id")]
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=[table.c.integration_id, table.c.external_id],
         set_={name: stmt.excluded[name] for name in changing},
         where=or_(table.c.content_hash != stmt.excluded.content_hash, table.c.deleted != stmt.excluded.deleted),
     ).returning(table.c.id)
-    return len(conn.execute(stmt, list(rows.values())).all())
+    return len(conn.execute(upsert, list(rows.values())).all())
 
 
 def _copy_field(value: Any) -> str:
