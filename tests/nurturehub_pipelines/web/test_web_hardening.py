@@ -266,6 +266,9 @@ def test_openapi_needs_credentials(world: World) -> None:
 
 @pytest.mark.parametrize("name", ["N" * 5000, "Lettings é " * 500, "😀" * 5000])
 def test_a_5000_character_name_keeps_the_cookie_under_4_kb(world: World, name: str) -> None:
+    """SQLite stores any length; PostgreSQL's column stops at its declared length, the longest it can hold."""
+    if world.db_url.startswith("postgresql"):
+        name = name[: integrations.c.name.type.length]
     with db.engine(world.db_url).begin() as conn:  # written by another tool: the page must cope
         conn.execute(update(integrations).where(integrations.c.id == world.a_reapit).values(name=name))
     browser, csrf = world.browser("owner")
@@ -273,7 +276,7 @@ def test_a_5000_character_name_keeps_the_cookie_under_4_kb(world: World, name: s
         answer = browser.post(f"{PAGE}/{world.a_reapit}/sync", data={"csrf_token": csrf})
         assert answer.status_code == 303
         cookie = answer.headers["set-cookie"]
-        assert len(cookie.encode()) < 4000, len(cookie.encode())
+        assert len(cookie.encode()) < 2048, len(cookie.encode())  # well under the 4 KB a browser keeps
         page = browser.get(PAGE)
         assert page.status_code == 200
         notice = page.text.split(f'id="integration-{world.a_reapit}-notice"', 1)[1].split("</p>", 1)[0]
