@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import quote
 
 from starlette.applications import Starlette
@@ -9,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +19,7 @@ from nurturehub_pipelines import settings
 from nurturehub_pipelines.store import db
 from nurturehub_pipelines.web import auth, routes_api, routes_page
 
+LOG = logging.getLogger(__name__)
 SECURITY_HEADERS = {
     # Scripts, styles and images come from this server only: no inline script, no CDN.
     "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -26,11 +28,21 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "referrer-policy": "same-origin",
 }
-ERROR_TITLES = {403: "Not allowed", 404: "Not found", 405: "Not allowed", 422: "Not understood"}
+ERROR_TITLES = {
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed",
+    413: "Too large",
+    422: "Not understood",
+}
 
 
 class SecurityHeaders:
-    """Adds the headers above to every answer, and no-store to everything but static files."""
+    """Adds the headers above to every answer, and no-store to everything but static files.
+
+    It also answers an unhandled exception itself, with a plain 500 that carries the headers (Starlette's
+    own 500 comes from ServerErrorMiddleware, which sits outside every user middleware), and logs it.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -40,16 +52,65 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         static = scope["path"].startswith("/static/")
+        started = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 extra = [(name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
                 if not static:
                     extra.append((b"cache-control", b"no-store"))
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if started:
+                raise  # half an answer is out: the server can only drop the connection
+            # Logged here, not raised on: the server would drop the connection after the answer.
+            LOG.exception("unhandled exception answering %s %s", scope["method"], scope["path"])
+            await internal_error(scope["path"])(scope, receive, send_with_headers)
+
+
+def internal_error(path: str) -> Response:
+    """What a caller sees of a bug: no traceback, no detail that could carry data."""
+    if path.startswith("/api/"):
+        return JSONResponse({"detail": "Internal error: it has been logged."}, status_code=500)
+    return PlainTextResponse("NurtureHub hit an internal error. It has been logged: try again shortly.", 500)
+
+
+class CloseUnreadBodies:
+    """`Connection: close` on an answer given before the request's body was read (a refusal, a 413).
+
+    Otherwise the server would go on receiving, and discarding, the rest of a body nobody asked for, to
+    keep the connection alive: an anonymous 40 MB upload would still cost 40 MB of traffic.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        pending = headers.get(b"content-length", b"0") not in (b"0", b"") or b"transfer-encoding" in headers
+
+        async def tracking_receive() -> Message:
+            nonlocal pending
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                pending = False
+            return message
+
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and pending:
+                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            await send(message)
+
+        await self.app(scope, tracking_receive, closing_send)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -81,6 +142,7 @@ def build_app(database_url: str | None = None) -> Starlette:
         ],
         middleware=[
             Middleware(SecurityHeaders),
+            Middleware(CloseUnreadBodies),
             Middleware(
                 SessionMiddleware,
                 secret_key=auth.session_secret(),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -20,11 +19,8 @@ from nurturehub_pipelines import read_model
 from nurturehub_pipelines.read_model import IntegrationRef
 from nurturehub_pipelines.web import auth
 from nurturehub_pipelines.web.actions import SyncAnswer, request_sync
+from nurturehub_pipelines.web.auth import engine_of
 from nurturehub_pipelines.web.openapi import openapi_document
-
-
-def engine_of(request: Request) -> Engine:
-    return request.app.state.engine
 
 
 def list_integrations(request: Request) -> Response:
@@ -36,12 +32,20 @@ def list_integrations(request: Request) -> Response:
 
 
 def parse_limit(raw: str | None) -> int:
-    """Default 100; above 100 is clamped; below 1 or not an integer is 422."""
+    """Default 100; any integer above 100 is clamped, however many digits; below 1 or not an integer is 422.
+
+    The digits are counted, not converted: int() of a few thousand digits is slow, and refused past 4,300.
+    """
     if raw is None:
         return read_model.LOG_LIMIT
-    if not re.fullmatch(r"\s*[+-]?[0-9]{1,19}\s*", raw) or int(raw) < 1:
+    match = re.fullmatch(r"\s*([+-]?)([0-9]+)\s*", raw)
+    if match is None:
         raise HTTPException(422, "limit must be an integer of 1 or more (at most 100 events are returned).")
-    return min(int(raw), read_model.LOG_LIMIT)
+    sign, digits = match.group(1), match.group(2).lstrip("0")
+    value = read_model.LOG_LIMIT + 1 if len(digits) > 6 else int(digits or "0")
+    if sign == "-" or value < 1:
+        raise HTTPException(422, "limit must be an integer of 1 or more (at most 100 events are returned).")
+    return min(value, read_model.LOG_LIMIT)
 
 
 def integration_log(request: Request) -> Response:
@@ -54,19 +58,12 @@ def integration_log(request: Request) -> Response:
     return JSONResponse({"events": [event.to_json() for event in events]})
 
 
-async def submitted_csrf(request: Request) -> str | None:
-    """A CSRF token sent as a form field (the header is read by auth.csrf_ok)."""
-    if request.headers.get("content-type", "").startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-        value = (await request.form()).get(auth.CSRF_FIELD)
-        return value if isinstance(value, str) else None
-    return None
+def requested_sync(request: Request, principal: auth.Principal) -> tuple[IntegrationRef, SyncAnswer]:
+    """Step 3 of the access checks, the Retry's error row, then the request itself: for the API and the page.
 
-
-def checked_request(request: Request, submitted: str | None) -> tuple[IntegrationRef, SyncAnswer]:
-    """Access checks, CSRF, the Retry's error row, then the request itself: shared by the API and the page."""
+    Steps 1 and 2 and the CSRF check come first, from auth.manager_form, before the body is read.
+    """
     engine = engine_of(request)
-    principal = auth.require_manager(engine, request)
-    auth.require_csrf(request, principal, submitted)
     ref = auth.require_integration(engine, principal, request.path_params["id"])
     trigger = "sync_now"
     if "log_id" in request.path_params:
@@ -81,15 +78,17 @@ def checked_request(request: Request, submitted: str | None) -> tuple[Integratio
 
 async def sync(request: Request) -> Response:
     """Sync Now, and Retry (its route has a log_id): 202, 409 or 429 as DESIGN.md gives them."""
-    submitted = await submitted_csrf(request)
-    _ref, answer = await run_in_threadpool(checked_request, request, submitted)
+    principal, _form = await auth.manager_form(request)
+    _ref, answer = await run_in_threadpool(requested_sync, request, principal)
     if answer.status == 202:
         return JSONResponse({"request_id": answer.request_id}, status_code=202)
     headers = {"Retry-After": str(answer.retry_after)} if answer.retry_after else None
     return JSONResponse({"detail": answer.message}, status_code=answer.status, headers=headers)
 
 
-def openapi(_request: Request) -> Response:
+def openapi(request: Request) -> Response:
+    """Behind credentials like every route (DESIGN.md): it maps the API for whoever may use it."""
+    auth.require_manager(engine_of(request), request)
     return JSONResponse(openapi_document())
 
 

@@ -7,6 +7,7 @@ page's script sends the same clicks to the JSON API instead and refreshes the ca
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,10 +20,11 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from nurturehub_pipelines import read_model
-from nurturehub_pipelines.read_model import Card, LogEvent
+from nurturehub_pipelines.read_model import Card, IntegrationRef, LogEvent
 from nurturehub_pipelines.settings import PAGE_PATH
 from nurturehub_pipelines.web import auth
-from nurturehub_pipelines.web.routes_api import checked_request, engine_of, submitted_csrf
+from nurturehub_pipelines.web.auth import engine_of
+from nurturehub_pipelines.web.routes_api import requested_sync
 
 BADGE_LABELS = {"green": "Healthy", "amber": "Warnings", "red": "Action needed", "pending": "Not synced yet"}
 EVENT_LABELS = {
@@ -33,6 +35,10 @@ EVENT_LABELS = {
     "sync_requested": "Sync request",
 }
 NOTICE_KINDS = {202: "ok", 409: "info", 429: "error"}
+# The flash rides in the signed session cookie, which a browser drops past ~4 KB: a name written by
+# another tool can be 5,000 characters, so a notice names at most the start of it, within a JSON budget.
+FLASH_NAME_CHARS = 60
+FLASH_JSON_BYTES = 600
 
 
 def utc_text(value: datetime) -> str:
@@ -89,11 +95,25 @@ def cards_partial(request: Request) -> Response:
     return templates.TemplateResponse(request, "_cards.html", _cards_context(request))
 
 
+def short_text(text: str, name: str | None = None) -> str:
+    """`text` fit for the cookie: `name` in it cut to its first characters, and the whole within budget."""
+    if name and len(name) > FLASH_NAME_CHARS:
+        text = text.replace(name, name[: FLASH_NAME_CHARS - 1] + "…")
+    while len(json.dumps(text)) > FLASH_JSON_BYTES:  # json.dumps: as the session cookie encodes it
+        text = text[: len(text) * 3 // 4].rstrip("…") + "…"
+    return text
+
+
+def set_flash(request: Request, ref: IntegrationRef, kind: str, text: str) -> None:
+    """A one-time notice for the card, shown by the next page load (POST-redirect-GET)."""
+    request.session["flash"] = {"id": ref.id, "kind": kind, "text": short_text(text, ref.display_name)}
+
+
 async def page_sync(request: Request) -> Response:
     """Sync Now / Retry from a plain form: do it, keep a notice for the card, redirect back (PRG)."""
-    submitted = await submitted_csrf(request)
-    ref, answer = await run_in_threadpool(checked_request, request, submitted)
-    request.session["flash"] = {"id": ref.id, "kind": NOTICE_KINDS[answer.status], "text": answer.message}
+    principal, _form = await auth.manager_form(request)
+    ref, answer = await run_in_threadpool(requested_sync, request, principal)
+    set_flash(request, ref, NOTICE_KINDS[answer.status], answer.message)
     return RedirectResponse(f"{PAGE_PATH}#integration-{ref.id}", status_code=303)
 
 
@@ -112,10 +132,13 @@ def _signin_page(request: Request, error: str | None, status: int) -> Response:
 
 
 async def signin(request: Request) -> Response:
-    """Exchange a token for a session. A cross-site POST (its Origin says so) is refused: login CSRF."""
-    form = await request.form()
+    """Exchange a token for a session. A cross-site POST (its Origin says so) is refused: login CSRF.
+
+    The one POST read before authentication, since its body is the credential: so it is capped smaller.
+    """
     if not auth.same_origin(request):
         return _signin_page(request, "This sign-in did not come from NurtureHub. Try again here.", 403)
+    form = await auth.read_form(request, auth.MAX_SIGNIN_BYTES)
     token, target = form.get("token"), form.get("next")
     user = await run_in_threadpool(auth.sign_in, engine_of(request), request, token if isinstance(token, str) else "")
     if user is None:
@@ -124,12 +147,17 @@ async def signin(request: Request) -> Response:
 
 
 async def signout(request: Request) -> Response:
-    form = await request.form()
-    submitted = form.get(auth.CSRF_FIELD)
-    principal = await run_in_threadpool(auth.authenticate, engine_of(request), request)
+    """End the session server-side: its saved cookie is refused from now on, like no cookie at all.
+
+    Anyone signed in may sign out (members too); without a session there is nothing to end or to read.
+    """
+    engine = engine_of(request)
+    principal = await run_in_threadpool(auth.authenticate, engine, request)
     if principal is not None:
+        form = await auth.read_form(request)
+        submitted = form.get(auth.CSRF_FIELD)
         auth.require_csrf(request, principal, submitted if isinstance(submitted, str) else None)
-    request.session.clear()
+    await run_in_threadpool(auth.sign_out, engine, request)
     return RedirectResponse("/signin", status_code=303)
 
 
