@@ -144,7 +144,7 @@ def _set_enabled(engine: Engine, ref: IntegrationRef, enabled: bool, actor: str)
     if enabled == ref.enabled:
         return "info", f"{name} was already {'running on its schedule' if enabled else 'paused'}."
     if not enabled:
-        return "ok", f"Paused: {name} gets no scheduled syncs until you resume it. Sync Now still works."
+        return "ok", f"Paused {name}."
     with engine.connect() as conn:
         now = read_model.integration_ref(conn, ref.id)
     if now is not None and now.paused_reason:  # the rejected-credentials rule still holds the schedule
