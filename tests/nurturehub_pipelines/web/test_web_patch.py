@@ -233,3 +233,14 @@ def test_no_credential_is_echoed_or_logged(
     for text in [*(str(a.headers) + a.text for a in answers), caplog.text, out, err]:
         assert NEW_TOKEN not in text and world.secret not in text
     assert stored(world, world.a_street)["credentials"] == {"api_token": NEW_TOKEN}
+
+
+def test_openapi_describes_the_patch_route_and_the_new_card_fields(world: World) -> None:
+    doc = world.client("owner").get("/api/openapi.json").json()
+    route = doc["paths"]["/api/integrations/{id}"]["patch"]
+    assert {"200", "401", "403", "404", "413", "422"} <= set(route["responses"])
+    body = route["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert set(doc["components"]["schemas"][body]["properties"]) == {"name", "enabled", "settings", "credentials"}
+    card = doc["components"]["schemas"]["Card"]
+    assert {"enabled", "paused_reason"} <= set(card["required"])
+    assert card["properties"]["paused_reason"]["nullable"] is True
