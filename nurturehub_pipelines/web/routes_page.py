@@ -139,6 +139,7 @@ async def _checked_form(request: Request) -> tuple[auth.Principal, IntegrationRe
 
 
 def _set_enabled(engine: Engine, ref: IntegrationRef, enabled: bool, actor: str) -> tuple[str, str]:
+    """Pause or resume, and the notice: a resume that the rejected-credentials hold outlasts says so."""
     changes.apply(engine, ref.id, IntegrationChange(enabled=enabled), actor)
     name = ref.display_name
     if enabled == ref.enabled:
@@ -146,9 +147,9 @@ def _set_enabled(engine: Engine, ref: IntegrationRef, enabled: bool, actor: str)
     if not enabled:
         return "ok", f"Paused {name}."
     with engine.connect() as conn:
-        now = read_model.integration_ref(conn, ref.id)
-    if now is not None and now.paused_reason:  # the rejected-credentials rule still holds the schedule
-        return "info", f"Resumed, but {now.paused_reason[:1].lower()}{now.paused_reason[1:]}."
+        after = read_model.integration_ref(conn, ref.id)
+    if after is not None and after.paused_reason:  # the rejected-credentials rule still holds the schedule
+        return "info", f"Resumed, but {after.paused_reason[:1].lower()}{after.paused_reason[1:]}."
     return "ok", f"Resumed: {name} syncs on its schedule again."
 
 

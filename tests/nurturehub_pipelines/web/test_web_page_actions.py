@@ -88,6 +88,10 @@ def test_a_held_card_says_why_and_offers_reconnect(world: World) -> None:
     assert 'aria-label="Reconnect Street"' in card
     assert 'type="password"' in card and 'name="credential.api_token"' in card
     assert "Reconnect" not in card_html(client.get(PAGE).text, world.a_reapit)  # NurtureHub's own credentials
+    client, csrf = world.browser("admin")
+    post_and_follow(client, f"{PAGE}/{world.a_street}/pause", {"csrf_token": csrf})
+    card = card_html(post_and_follow(client, f"{PAGE}/{world.a_street}/resume", {"csrf_token": csrf}), world.a_street)
+    assert "Resumed, but waiting for new Street credentials: Street rejected the last ones." in card
 
 
 def test_reconnect_stores_the_new_token_lifts_the_hold_and_syncs_now(
