@@ -20,6 +20,8 @@ class Card:
     crm: str
     crm_name: str
     name: str
+    enabled: bool
+    paused_reason: str | None
     last_synced_at: datetime | None
     health: str
     health_reason: str | None
@@ -34,6 +36,8 @@ class Card:
             "crm": self.crm,
             "crm_name": self.crm_name,
             "name": self.name,
+            "enabled": self.enabled,
+            "paused_reason": self.paused_reason,
             "last_synced_at": iso(self.last_synced_at),
             "health": self.health,
             "health_reason": self.health_reason,
@@ -60,11 +64,13 @@ def assemble(
         crm=ref.crm,
         crm_name=ref.crm_name,
         name=ref.display_name,
+        enabled=ref.enabled,
+        paused_reason=ref.paused_reason,
         last_synced_at=completed.occurred_at if completed else None,
         health=badge,
         health_reason=reason,
         consecutive_failures=consecutive_failures,
         sync_in_progress=in_progress,
-        next_sync_at=next_tick if ref.enabled else None,
+        next_sync_at=next_tick if ref.scheduled else None,
         recent_errors=recent_errors(kinds),
     )

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Connection, select
 
 from crm_resources.registry import crm_name
+from nurturehub_pipelines.store.integration_changes import paused_reason
 from nurturehub_pipelines.store.tables import integrations
 
 
@@ -21,6 +22,9 @@ class IntegrationRef:
     name: str
     enabled: bool
     rate_limited_until: datetime | None
+    paused_by: str | None = None
+    quarantine_reason: str | None = None
+    quarantined_at: datetime | None = None
 
     @property
     def crm_name(self) -> str:
@@ -30,6 +34,16 @@ class IntegrationRef:
     def display_name(self) -> str:
         return self.name or self.crm_name
 
+    @property
+    def paused_reason(self) -> str | None:
+        """Why scheduled syncs don't run (a person paused it, or its CRM rejected the credentials)."""
+        return paused_reason(self.enabled, self.paused_by, self.quarantine_reason)
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the schedule will sync it (`integration_changes.schedulable`'s rule): else no next_sync_at."""
+        return self.enabled and self.quarantined_at is None
+
 
 _REF_COLUMNS = (
     integrations.c.id,
@@ -38,6 +52,9 @@ _REF_COLUMNS = (
     integrations.c.name,
     integrations.c.enabled,
     integrations.c.rate_limited_until,
+    integrations.c.paused_by,
+    integrations.c.quarantine_reason,
+    integrations.c.quarantined_at,
 )
 
 

@@ -67,6 +67,8 @@ SCHEMAS: dict[str, Any] = {
             "crm",
             "crm_name",
             "name",
+            "enabled",
+            "paused_reason",
             "last_synced_at",
             "health",
             "health_reason",
@@ -80,6 +82,14 @@ SCHEMAS: dict[str, Any] = {
             "crm": {"type": "string", "enum": ["agentos", "reapit", "alto", "street", "loop", "openapi"]},
             "crm_name": {"type": "string", "description": "agentOS, Reapit, Alto, Street, Loop or Open API"},
             "name": {"type": "string", "description": "display name; defaults to crm_name"},
+            "enabled": {"type": "boolean", "description": "false while a person has paused its scheduled syncs"},
+            "paused_reason": {
+                "type": "string",
+                "nullable": True,
+                "description": "null while scheduled syncs run, else why they don't, in words: "
+                '"Paused by admin@agency.example", or "Waiting for new Street credentials: Street rejected '
+                'the last ones"',
+            },
             "last_synced_at": {
                 **_TIME,
                 "nullable": True,
@@ -89,8 +99,50 @@ SCHEMAS: dict[str, Any] = {
             "health_reason": {"type": "string", "nullable": True, "description": "why, in words"},
             "consecutive_failures": {"type": "integer", "minimum": 0},
             "sync_in_progress": {"type": "boolean"},
-            "next_sync_at": {**_TIME, "nullable": True, "description": "the schedule's next tick"},
+            "next_sync_at": {
+                **_TIME,
+                "nullable": True,
+                "description": "the schedule's next tick; null while scheduled syncs are paused or on hold",
+            },
             "recent_errors": {"type": "array", "maxItems": 5, "items": _ref("RecentError")},
+        },
+    },
+    "IntegrationChange": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "Any of these fields; those left out stay as they are. Nothing is written unless all "
+        "of them are accepted.",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100, "description": "no control characters"},
+            "enabled": {"type": "boolean", "description": "false pauses its scheduled syncs, true resumes them"},
+            "settings": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "the CRM's settings by name (customer_id, agency_ref, short_name, base_url); "
+                "those given replace those names",
+            },
+            "credentials": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "the whole new set, as for `integration add` (api_token; api_key; token, or "
+                "client_id and client_secret; none for Reapit and Alto); never shown again",
+            },
+        },
+    },
+    "ChangeRefused": {
+        "type": "object",
+        "required": ["detail", "field", "errors"],
+        "properties": {
+            "detail": {"type": "string", "description": "each refused field and why, in words"},
+            "field": {"type": "string", "description": "the first refused field (body when it is not JSON)"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["field", "message"],
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
         },
     },
     "LogEvent": {
@@ -130,7 +182,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "NurtureHub integrations API",
             "version": "1.0.0",
-            "description": "Health, sync log, Sync Now and Retry for an organisation's CRM integrations. "
+            "description": "Health, sync log, Sync Now, Retry and changes for an organisation's CRM integrations. "
             "Owners and admins only.",
         },
         "security": [{"bearerAuth": []}],
@@ -153,6 +205,30 @@ def openapi_document() -> dict[str, Any]:
                             },
                         ),
                         **_ACCESS,
+                    },
+                }
+            },
+            "/api/integrations/{id}": {
+                "patch": {
+                    "summary": "Change an integration: rename, pause or resume, new settings or credentials",
+                    "description": "A change of settings or credentials also lifts the rejected-credentials "
+                    "hold on its scheduled syncs. Cookie sessions send their CSRF token as X-CSRF-Token.",
+                    "operationId": "changeIntegration",
+                    "parameters": [_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("IntegrationChange")}},
+                    },
+                    "responses": {
+                        "200": _json("Changed: the integration's card", _ref("Card")),
+                        **_ACCESS,
+                        **_NOT_FOUND,
+                        "413": _error("The body is larger than 64 KiB"),
+                        "422": _json(
+                            "Not changed, nothing written: an unknown field, a wrong type, an invalid name, "
+                            "settings or credential set",
+                            _ref("ChangeRefused"),
+                        ),
                     },
                 }
             },

@@ -1,4 +1,4 @@
-"""The JSON API (DESIGN.md, HTTP API): cards, the log, Sync Now and Retry, and their OpenAPI description.
+"""The JSON API (DESIGN.md, HTTP API): cards, the log, Sync Now, Retry, changes, and their OpenAPI description.
 
 Handlers that touch the database are plain functions: Starlette runs those in its thread pool, so a
 slow query never blocks the event loop. Refusals are raised as HTTPException and rendered as JSON by the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -16,8 +17,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from nurturehub_pipelines import read_model
-from nurturehub_pipelines.read_model import IntegrationRef
-from nurturehub_pipelines.web import auth
+from nurturehub_pipelines.read_model import Card, IntegrationRef
+from nurturehub_pipelines.store.tables import utcnow
+from nurturehub_pipelines.web import auth, changes
 from nurturehub_pipelines.web.actions import SyncAnswer, request_sync
 from nurturehub_pipelines.web.auth import engine_of
 from nurturehub_pipelines.web.openapi import openapi_document
@@ -86,6 +88,29 @@ async def sync(request: Request) -> Response:
     return JSONResponse({"detail": answer.message}, status_code=answer.status, headers=headers)
 
 
+def fresh_card(engine: Engine, integration_id: int) -> Card:
+    with engine.connect() as conn:
+        ref = read_model.integration_ref(conn, integration_id)
+        assert ref is not None  # the caller has just found it
+        return read_model.card(conn, ref, utcnow())
+
+
+async def change_integration(request: Request) -> Response:
+    """PATCH: the access checks and CSRF, only then the body; the whole change or nothing (422); 200 with the card."""
+    engine = engine_of(request)
+    principal = await run_in_threadpool(auth.require_manager, engine, request)
+    auth.require_csrf(request, principal, None)  # a cookie session sends its token as X-CSRF-Token
+    ref = await run_in_threadpool(auth.require_integration, engine, principal, request.path_params["id"])
+    body = await auth.bounded(request).body()
+    try:
+        change = changes.parse_patch(body)
+        await run_in_threadpool(changes.apply, engine, ref.id, change, principal.user.email)
+    except changes.ChangeRefused as refused:
+        return JSONResponse(refused.to_json(), status_code=422)
+    card = await run_in_threadpool(fresh_card, engine, ref.id)
+    return JSONResponse(card.to_json())
+
+
 def openapi(request: Request) -> Response:
     """Behind credentials like every route (DESIGN.md): it maps the API for whoever may use it."""
     auth.require_manager(engine_of(request), request)
@@ -95,6 +120,7 @@ def openapi(request: Request) -> Response:
 routes = [
     Route("/api/openapi.json", openapi, methods=["GET"]),
     Route("/api/integrations", list_integrations, methods=["GET"]),
+    Route("/api/integrations/{id}", change_integration, methods=["PATCH"]),
     Route("/api/integrations/{id}/log", integration_log, methods=["GET"]),
     Route("/api/integrations/{id}/sync", sync, methods=["POST"]),
     Route("/api/integrations/{id}/errors/{log_id}/retry", sync, methods=["POST"]),

@@ -110,6 +110,8 @@
       var card = sameSet ? fresh[id] : cardsOf(container)[id];
       var source = card.outerHTML;
       if (sameSet && lastHtml[id] === source) { applyNotice(id, current[id]); return; }
+      // Someone is typing new credentials into this card: leave it alone until the form is closed.
+      if (sameSet && current[id].querySelector("details.reconnect[open]")) return;
       lastHtml[id] = source;
       if (sameSet) swapCard(current[id], card);
       localiseTimes(card);
@@ -190,7 +192,15 @@
 
   document.addEventListener("visibilitychange", function () { if (!document.hidden) refresh(); });
 
-  Object.keys(cardsOf(container)).forEach(function (id) { lastHtml[id] = null; });
+  // A notice the server rendered after a plain form post (Pause, Resume, Reconnect) stays a while,
+  // as a notice from a click does, rather than vanishing with the card's first refresh.
+  var rendered = cardsOf(container);
+  Object.keys(rendered).forEach(function (id) {
+    lastHtml[id] = null;
+    var el = rendered[id].querySelector(".notice");
+    var kind = el && (el.className.match(/notice-(\w+)/) || [])[1];
+    if (kind && el.textContent.trim()) notices[id] = { text: el.textContent.trim(), kind: kind, until: Date.now() + 15000 };
+  });
   localiseTimes(container);
   rememberRows(container, false);
   showNote("Updates automatically", false);

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from tests.nurturehub_pipelines.web.conftest import World
 
 CARD_FIELDS = {
-    "id", "crm", "crm_name", "name", "last_synced_at", "health", "health_reason", "consecutive_failures",
-    "sync_in_progress", "next_sync_at", "recent_errors",
+    "id", "crm", "crm_name", "name", "enabled", "paused_reason", "last_synced_at", "health", "health_reason",
+    "consecutive_failures", "sync_in_progress", "next_sync_at", "recent_errors",
 }  # fmt: skip
 
 
@@ -229,6 +229,7 @@ def test_openapi_describes_the_json_routes(world: World) -> None:
     assert doc["openapi"].startswith("3.")
     assert set(doc["paths"]) == {
         "/api/integrations",
+        "/api/integrations/{id}",
         "/api/integrations/{id}/log",
         "/api/integrations/{id}/sync",
         "/api/integrations/{id}/errors/{log_id}/retry",
