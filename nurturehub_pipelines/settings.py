@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,14 +41,34 @@ def dagster_home() -> Path:
 def secret_key() -> bytes:
     """The raw secret: NURTUREHUB_SECRET_KEY, else one generated once into NURTUREHUB_HOME."""
     value = os.environ.get("NURTUREHUB_SECRET_KEY")
-    if not value:
-        key_file = home() / "secret_key"
-        if not key_file.exists():
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(32))
-        value = key_file.read_text().strip()
-    return value.encode()
+    if value:
+        return value.encode()
+    key_file = home() / "secret_key"
+    if not key_file.exists():
+        _create_key_file(key_file)
+    stored = key_file.read_text().strip()
+    if not stored:
+        # The final name only ever holds a whole key (below), so an empty one was left by something else.
+        raise ValueError(  # a setting to fix, said in words like the others
+            f"the secret key file {key_file} is empty: restore the key credentials were stored with, "
+            "or delete the file to generate a new one and reconnect every integration"
+        )
+    return stored.encode()
+
+
+def _create_key_file(key_file: Path) -> None:
+    """Write a whole key under a temporary name, then link it into place: processes starting together on
+    a fresh NURTUREHUB_HOME never see a half-written key, and a loser of the race keeps the winner's."""
+    fd, temp = tempfile.mkstemp(prefix=".secret_key.", dir=key_file.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32))
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):  # another process won: read its key
+            os.link(temp, key_file)  # atomic, and refuses to replace: the first link wins
+    finally:
+        os.unlink(temp)
 
 
 def fernet_key() -> bytes:

@@ -63,7 +63,7 @@ def test_the_database_refuses_a_second_owner_too(conn: Connection) -> None:
     ("email", "role", "refusal"),
     [
         ("member@harbour.example", "superuser", "unknown role"),
-        ("not-an-address", "member", "not an email address"),
+        ("not-an-address", "member", "not one email address"),
         ("OWNER@harbour.example", "member", "already a user"),
     ],
 )
