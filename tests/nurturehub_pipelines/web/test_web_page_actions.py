@@ -147,9 +147,9 @@ def test_reconnect_settings_and_a_mixed_credential_set(world: World) -> None:
     from nurturehub_pipelines.store import accounts
 
     with db.engine(world.db_url).begin() as conn:
-        agentos = accounts.add_integration(conn, org, "agentos", "", {"short_name": "old"}, {"api_key": "k-old"})
+        agentos = accounts.add_integration(conn, org, "agentos", "agentOS", {"short_name": "old"}, {"api_key": "k-old"})
         openapi = accounts.add_integration(
-            conn, org, "openapi", "", {"base_url": "https://api.old.example"}, {"token": "t-old"}
+            conn, org, "openapi", "Open API", {"base_url": "https://api.old.example"}, {"token": "t-old"}
         )
     client, csrf = world.browser("owner")
     page = client.get(PAGE).text
