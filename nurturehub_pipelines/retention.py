@@ -5,8 +5,6 @@ shows which window it applied; a run launched by hand without one reads the same
 counts deleted per table are the op's output metadata, beside the batch figures.
 """
 
-from __future__ import annotations
-
 from dagster import (
     Config,
     DefaultScheduleStatus,
