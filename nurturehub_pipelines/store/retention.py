@@ -43,6 +43,9 @@ from nurturehub_pipelines.store.tables import (
 )
 
 BATCH = 5000  # rows a transaction: a few tens of milliseconds of locks at most
+# After each step, rest this many times as long as it took: the page and the syncs get the database (and
+# on a small machine the CPU) at least half the time. A nightly job has hours; nobody waits for it.
+REST = 1.0
 # A streak ended this recently keeps its rows: the alert sensor may not have read its end yet (it reads
 # within a minute while the daemon runs; a day covers a daemon outage).
 STREAK_GRACE = timedelta(days=1)
@@ -55,17 +58,25 @@ Key = tuple[datetime, int]  # a log row's place in log order: (occurred_at, id)
 class Pruned:
     """What one prune deleted, per table, and how its batches went (the bench and the job report them)."""
 
+    rest: float = REST
     deleted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
     batches: int = 0
     largest_batch_seconds: float = 0.0
+    busy_seconds: float = 0.0  # time in the database's steps, rests left out
     integrations: int = 0
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
+    def step(self, deleting: bool = True) -> Iterator[None]:
+        """One short transaction (a delete batch, or an integration's plan), then a rest."""
         started = time.perf_counter()
         yield
-        self.batches += 1
-        self.largest_batch_seconds = max(self.largest_batch_seconds, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.busy_seconds += elapsed
+        if deleting:
+            self.batches += 1
+            self.largest_batch_seconds = max(self.largest_batch_seconds, elapsed)
+        if self.rest > 0:
+            time.sleep(elapsed * self.rest)
 
 
 @dataclass(frozen=True)
@@ -166,7 +177,7 @@ def _prune_integration(conn: Connection, rule: Plan, before: datetime, batch: in
         ]
         if start is not None:
             window.append(later(crm_sync_log, _KeyRow(*start)))
-        with pruned.batch(), conn.begin():
+        with pruned.step(), conn.begin():
             end = conn.execute(
                 select(*_ascending()).where(*window).order_by(*_ascending()).offset(batch - 1).limit(1)
             ).first()
@@ -194,7 +205,7 @@ def _prune_by_age(
     while True:
         range_ = [*where, age >= since] if since is not None else where
         ids = select(table.c.id).where(*range_).order_by(age).limit(batch).scalar_subquery()
-        with pruned.batch(), conn.begin():
+        with pruned.step(), conn.begin():
             ages = conn.execute(delete(table).where(table.c.id.in_(ids)).returning(age)).scalars().all()
         pruned.deleted[table.name] += len(ages)
         if len(ages) < batch:
@@ -215,6 +226,7 @@ def prune(
     days: int,
     now: datetime | None = None,
     batch: int = BATCH,
+    rest: float = REST,
     on_integration: Callable[[Pruned], None] | None = None,
 ) -> Pruned:
     """Apply the retention rule now, with a window of `days` (a positive integer); returns the counts."""
@@ -222,12 +234,12 @@ def prune(
         raise ValueError(f"the retention window must be a positive whole number of days, not {days!r}")
     now = now or utcnow()
     before = cutoff(days, now)
-    pruned = Pruned()
+    pruned = Pruned(rest=rest)
     with engine.connect() as conn:  # one connection, a short transaction per step
         with conn.begin():
             integration_ids = list(_log_integrations(conn))
         for integration_id in integration_ids:
-            with conn.begin():
+            with pruned.step(deleting=False), conn.begin():
                 rule = plan(conn, integration_id, now)
             pruned.integrations += 1
             if rule is not None:
@@ -253,6 +265,6 @@ def prune(
         finished = sync_requests.c.finished_at
         closed = and_(finished < before, sync_requests.c.status.in_(("finished", "expired")))
         _prune_by_age(conn, sync_requests, finished, [closed], batch, pruned)
-        with pruned.batch(), conn.begin():
+        with pruned.step(), conn.begin():
             pruned.deleted[web_sessions.name] += sessions.prune_expired(conn, now)
     return pruned
