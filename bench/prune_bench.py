@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 before = page_latencies(client, world.small_orgs, lambda n: n >= args.requests)
                 log(f"page before: {summary_ms(before)}; pruning, the page under load meanwhile")
                 result["uptime_prune_start"] = uptime()
+                cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 child = subprocess.Popen(
                     [PYTHON, "-c", PRUNE_CHILD, url, str(args.days), str(args.rest)],
                     cwd=REPO,
@@ -208,6 +210,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 )
                 during = page_latencies(client, world.small_orgs, lambda n: child.poll() is not None)
                 out, _ = child.communicate()
+                cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the prune child's, once reaped
+                client_cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
                 result["uptime_prune_end"] = uptime()
                 assert child.returncode == 0, out
                 after = page_latencies(client, world.small_orgs, lambda n: n >= args.requests)
@@ -229,6 +233,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "retention_days": args.days,
             "load_seconds": round(load_seconds, 1),
             "prune": pruned,
+            "prune_client_cpu_seconds": round(client_cpu, 2),
             "rows_per_second": round(pruned["deleted"]["crm_sync_log"] / max(pruned["wall_seconds"], 1e-9)),
             "bare_delete": bare,
             "same_rows": bare["deleted"] == pruned["deleted"]["crm_sync_log"],
