@@ -208,6 +208,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0 if summary.completed else 1
 
 
+def cmd_log_prune(args: argparse.Namespace) -> int:
+    from nurturehub_pipelines.store import db, retention
+
+    days = settings.log_retention_days() if args.days is None else settings.retention_days(args.days)
+    _emit({"deleted": retention.prune(db.engine(), days).deleted})
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from nurturehub_pipelines.web.app import serve
 
@@ -292,6 +300,11 @@ def parser() -> argparse.ArgumentParser:
     sync.add_argument("integration_id", type=int)
     sync.add_argument("--full", action="store_true", help="read everything, not just what changed")
     sync.set_defaults(func=cmd_sync)
+
+    log_cmd = sub.add_parser("log", help="the sync history").add_subparsers(dest="log_command", required=True)
+    prune = log_cmd.add_parser("prune", help="apply the retention rule now (DESIGN.md, Retention)")
+    prune.add_argument("--days", help="keep this many days (default NURTUREHUB_LOG_RETENTION_DAYS, 90)")
+    prune.set_defaults(func=cmd_log_prune)
 
     serve = sub.add_parser("serve", help="the integrations page and its API")
     serve.add_argument("--host", default="127.0.0.1")

@@ -122,3 +122,29 @@ SCHEDULE_TIMEZONE = "Europe/London"
 
 # The integrations page: served by the web app, linked from every alert and printed by the demo.
 PAGE_PATH = "/dashboard/settings/integrations"
+
+
+# Retention (DESIGN.md "Retention"): how many days of sync history are kept.
+LOG_RETENTION_ENV = "NURTUREHUB_LOG_RETENTION_DAYS"
+DEFAULT_LOG_RETENTION_DAYS = 90
+MAX_LOG_RETENTION_DAYS = 36500  # a century: beyond it the cutoff leaves the calendar
+
+
+def retention_days(value: object, what: str = "--days") -> int:
+    """A retention window as given (flag, env var, run config): a whole number of days from 1 up, or ValueError."""
+    text = str(value).strip()
+    if (
+        isinstance(value, bool)
+        or not (text.isascii() and text.isdigit())
+        or not 1 <= int(text) <= MAX_LOG_RETENTION_DAYS
+    ):
+        raise ValueError(
+            f"{what} must be a whole number of days from 1 to {MAX_LOG_RETENTION_DAYS}, not {str(value)[:40]!r}"
+        )
+    return int(text)
+
+
+def log_retention_days() -> int:
+    """NURTUREHUB_LOG_RETENTION_DAYS (an empty one counts as unset), else DESIGN.md's 90."""
+    value = os.environ.get(LOG_RETENTION_ENV) or None
+    return DEFAULT_LOG_RETENTION_DAYS if value is None else retention_days(value, LOG_RETENTION_ENV)

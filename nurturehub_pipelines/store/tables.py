@@ -245,6 +245,7 @@ web_sessions = Table(
     Column("expires_at", UTCDateTime, nullable=False),
 )
 Index("ix_web_sessions_user", web_sessions.c.user_id)
+Index("ix_web_sessions_expires", web_sessions.c.expires_at)  # retention: expired sessions (0006)
 
 # Outbox: an alert is a row first and an email second, so an SMTP outage delays it and never loses it.
 alert_outbox = Table(

@@ -67,3 +67,18 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     rendered = table.split("<!-- results:begin -->")[1].split("<!-- results:end -->")[0]
     assert "andidate" not in rendered, "every figure is of the shipped code, none of a patched copy"
     print(f"smoke run of every benchmark: {elapsed:.0f} s")
+
+
+def test_the_prune_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
+    """bench/prune_bench.py end to end (load, the page under load, prune, bare DELETE, plans), tiny."""
+    env = {**os.environ, "NURTUREHUB_BENCH_RESULTS": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.prune_bench", "--integrations", "20", "--rows-per-integration", "800",
+         "--requests", "10", "--rest", "0"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads((tmp_path / "prune.json").read_text())
+    assert result["same_rows"] and result["prune"]["deleted"]["crm_sync_log"] > 0
+    assert result["all_served_by_index"], result["queries"]
+    assert result["page_during"]["n"] > 0 and result["daily_prune"]["deleted"]["crm_sync_log"] == 0
