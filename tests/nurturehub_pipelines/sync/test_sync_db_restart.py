@@ -109,7 +109,9 @@ def test_a_postgresql_restart_mid_sync_loses_and_duplicates_nothing(harness: Har
     assert proc.returncode == 0, err[-4000:]
     summary = json.loads(out)
     assert summary["outcome"] == "success", summary
-    assert "app database unavailable" in err  # it did meet the restart, and rode it out
+    retries = err.count("app database unavailable")
+    assert retries > 0  # it did meet the restart, and rode it out
+    print(f"PostgreSQL down {DOWN_SECONDS:g} s mid-sync after {stored} contacts: {retries} retries, then success")
     assert harness.count("contacts") == harness.distinct_ids("contacts") == CONTACTS
     assert harness.count("leads") == harness.distinct_ids("leads") == LEADS
     with db.engine().connect() as conn:
