@@ -1,11 +1,14 @@
 """One sync in this process, through the same Dagster job the daemon runs: `nurturehub sync` and the demo.
 
-Its own module so the command line and the demo both use it without importing each other.
+Its own module so the command line and the demo both use it without importing each other. The run
+beats (`sync/heartbeat.py`) while it executes, so if this process is killed the daemon's
+`run_outcome_sensor` marks the run failed within minutes, not when run monitoring's 3 hours are up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +18,7 @@ from sqlalchemy import select
 
 from nurturehub_pipelines.instance import ensure_embedded_instance
 from nurturehub_pipelines.store.sync_log import COMPLETED
+from nurturehub_pipelines.sync import heartbeat
 
 STEP_FIELDS = ("event_type", "outcome", "records_affected", "records_skipped", "message")
 NO_OUTCOME = "the run failed before writing its outcome"
@@ -97,21 +101,25 @@ def run_sync(integration_id: int, full: bool, trigger: str = "manual", log_file:
     from nurturehub_pipelines.store.tables import crm_sync_log
 
     engine = db.engine()
-    with engine.connect() as conn:
-        integration = accounts.get_integration(conn, integration_id)
+    integration = db.retrying(engine, lambda conn: accounts.get_integration(conn, integration_id))
     if integration is None:
         raise UnknownIntegration(f"no integration with id {integration_id}")
     ensure_embedded_instance()
-    with _output_to(log_file), DagsterInstance.get() as instance:
+    run_id, every = str(uuid.uuid4()), heartbeat.interval()
+    tags = {**run_tags(integration.id, integration.org_id, integration.crm, trigger), **heartbeat.beat_tags(every)}
+    with (
+        _output_to(log_file),
+        DagsterInstance.get() as instance,
+        heartbeat.beating(instance, run_id, every),
+    ):
         result = defs.resolve_job_def(job_name(integration.crm)).execute_in_process(
             run_config=run_config(integration.id, full),
-            tags=run_tags(integration.id, integration.org_id, integration.crm, trigger),
+            tags=tags,
             instance=instance,
+            run_id=run_id,
             raise_on_error=False,
         )
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(crm_sync_log).where(crm_sync_log.c.run_id == result.run_id).order_by(crm_sync_log.c.id)
-        ).mappings()
-        steps = [{k: row[k] for k in STEP_FIELDS} for row in rows]
+    query = select(crm_sync_log).where(crm_sync_log.c.run_id == result.run_id).order_by(crm_sync_log.c.id)
+    rows = db.retrying(engine, lambda conn: [dict(row) for row in conn.execute(query).mappings()])
+    steps = [{k: row[k] for k in STEP_FIELDS} for row in rows]
     return SyncSummary(integration.id, integration.crm, result.run_id, full, steps)

@@ -5,6 +5,11 @@ CANCELED (a killed run worker is marked failed by its code server, a hung or orp
 monitoring) and writes the row the run could not write, unless the run has one. It re-reads a minute of
 overlap every tick; the run_id check makes that harmless, and no page size limits how many runs one tick
 handles. The alerts then count that row like any other failure.
+
+A run executed in its own process (`nurturehub sync`) has no run worker for run monitoring to watch: it
+beats instead (`nurturehub_pipelines/sync/heartbeat.py`), and each tick first marks failed, through the
+public `DagsterInstance.report_run_failed`, every such run that stopped beating; the same tick then writes
+its row. So a killed `nurturehub sync` is failed, with its row, about two minutes after its last beat.
 """
 
 import json
@@ -12,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from dagster import (
+    DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRecord,
@@ -26,11 +32,13 @@ from nurturehub_pipelines.resources import AppDatabase
 from nurturehub_pipelines.run_contract import integration_of, trigger_of
 from nurturehub_pipelines.store.sync_log import write_event
 from nurturehub_pipelines.store.tables import crm_sync_log
+from nurturehub_pipelines.sync import heartbeat
 from sensors import EVERY_DAEMON_LOOP
 
 OVERLAP = timedelta(seconds=60)  # run updates can commit out of order; re-reading a minute is idempotent
 FIRST_LOOKBACK = timedelta(days=1)  # without a cursor, catch the runs that ended while the daemon was down
 ENDED = [DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
+UNFINISHED = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 
 CANCELLED_MESSAGE = "The sync run was cancelled before it finished; the next sync will try again."
 DIED_MESSAGE = (
@@ -104,6 +112,26 @@ def record_ended_runs(conn: Connection, runs: list[EndedRun]) -> list[int]:
     ]
 
 
+def fail_stopped_runs(instance: DagsterInstance, now: datetime) -> list[str]:
+    """Mark failed each unfinished sync run whose process stopped beating; returns their run ids."""
+    failed = []
+    for record in instance.get_run_records(filters=RunsFilter(statuses=UNFINISHED)):
+        run = record.dagster_run
+        if not run.job_name.startswith("sync_"):
+            continue
+        last = heartbeat.stopped_since(run.tags, now)
+        if last is None:
+            continue
+        instance.report_run_failed(
+            run,
+            message=f"The process running this sync stopped: no heartbeat since {last.isoformat()} "
+            f"(it beats every {run.tags.get(heartbeat.TAG_HEARTBEAT_SECONDS)} s). It was killed or crashed, so "
+            "the run is marked failed.",
+        )
+        failed.append(run.run_id)
+    return failed
+
+
 @sensor(
     name="run_outcome_sensor",
     minimum_interval_seconds=EVERY_DAEMON_LOOP,
@@ -112,6 +140,9 @@ def record_ended_runs(conn: Connection, runs: list[EndedRun]) -> list[int]:
 )
 def run_outcome_sensor(context: SensorEvaluationContext, app_db: AppDatabase) -> SensorResult:
     now = datetime.now(UTC)
+    stopped = fail_stopped_runs(context.instance, now)
+    if stopped:
+        context.log.info(f"Marked failed {len(stopped)} sync runs whose process stopped beating: {stopped}")
     since = (
         datetime.fromtimestamp(json.loads(context.cursor)["updated"], UTC) if context.cursor else now - FIRST_LOOKBACK
     )

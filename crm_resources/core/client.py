@@ -60,6 +60,7 @@ class CrmClient:
             transport=transport,
             event_hooks={"request": [self._on_request], "response": [self._on_response]},
         )
+        self._origin = _origin(self._http.base_url)
 
     def close(self) -> None:
         self._http.close()
@@ -166,7 +167,23 @@ class CrmClient:
     def _get_json(self, request: PageRequest, endpoint: Endpoint) -> dict[str, Any]:
         label = self._label(endpoint)
         url = self._url(request.url)
-        return self._call(label, lambda: self._parse(self._http.get(url, params=dict(request.params)), label))
+        params = dict(request.params)
+        # Checked on the URL exactly as it would be sent: a next link to another origin gets no request at
+        # all, so the integration's credentials never leave the CRM's own API.
+        target = self._http.build_request("GET", url, params=params).url
+        if _origin(target) != self._origin:
+            raise self._elsewhere(label, target)
+        return self._call(label, lambda: self._parse(self._http.get(url, params=params), label))
+
+    def _elsewhere(self, label: str, target: httpx.URL) -> CrmError:
+        name = self.spec.crm_name
+        return CrmError(
+            ErrorKind.BAD_RESPONSE,
+            f"{name} sent a next link on {label} that points to another server ({_where(target)}), not "
+            f"{name}'s own API at {_where(self._http.base_url)} — NurtureHub did not follow it, so your "
+            f"credentials were not sent there; the records read so far are kept. Ask {name} to fix its "
+            "paging links, or check the API address in your CRM settings",
+        )
 
     def _parse(self, response: httpx.Response, label: str) -> dict[str, Any]:
         error = self._classify(response, label)
@@ -317,6 +334,18 @@ class CrmClient:
         if error.retryable:
             return CrmError(error.kind, f"{error.message} — NurtureHub tries again at the next sync")
         return error
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """Scheme, host and port: httpx lower-cases the host and drops a scheme's default port, so
+    `https://api.example:443` and `https://API.example` are the same origin."""
+    return (url.scheme, url.host, url.port)
+
+
+def _where(url: httpx.URL) -> str:
+    """An origin as an error names it: never the path or query, which may carry a token."""
+    where = f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port is not None else "")
+    return where if len(where) <= 100 else where[:99] + "…"
 
 
 class _Keep(dict[str, str]):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from nurturehub_pipelines import settings
 
@@ -14,6 +20,20 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS_ENV = "NURTUREHUB_DB_RETRY_SECONDS"
+DEFAULT_RETRY_SECONDS = 30.0  # rides out a PostgreSQL restart or fail-over (seconds), not a long outage
+# libpq: give up on a connection attempt after 10 s, and notice a server that vanished (no RST) within ~1 min
+# instead of waiting on a dead socket for the kernel's two hours.
+PG_CONNECT_ARGS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 @cache
@@ -31,7 +51,8 @@ def _engine_for(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    connect_args = PG_CONNECT_ARGS if url.startswith("postgresql") else {}
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
 
 
 def engine(url: str | None = None) -> Engine:
@@ -57,3 +78,97 @@ def upgrade(url: str | None = None) -> None:
     with eng.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The app database stayed unreachable for the whole retry budget (`seconds`)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"NurtureHub's database could not be reached for {seconds:g} s")
+        self.seconds = seconds
+
+
+def is_transient(exc: BaseException, dialect: Dialect) -> bool:
+    """A lost or refused connection (a restart, a fail-over), not a wrong statement: worth a fresh connection.
+
+    On PostgreSQL every OperationalError/InterfaceError is (server shutting down or starting up, connection
+    refused or reset, deadlock, cancelled statement), whether SQLAlchemy wrapped it or the driver raised it
+    from a raw cursor (the COPY upsert); on SQLite only a connection SQLAlchemy invalidated, since its
+    OperationalError also means a schema error and `busy_timeout` already waits out locks.
+    """
+    postgres = dialect.name == "postgresql"
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or (postgres and isinstance(exc, OperationalError | InterfaceError))
+    if not postgres:
+        return False
+    dbapi = dialect.loaded_dbapi
+    return isinstance(exc, dbapi.OperationalError | dbapi.InterfaceError)
+
+
+def retry_seconds() -> float:
+    return float(os.environ.get(RETRY_SECONDS_ENV) or DEFAULT_RETRY_SECONDS)
+
+
+class RetryingConnection:
+    """One connection for many transactions (a sync's pages), each retried on a fresh connection while the
+    database is briefly unreachable. Only for idempotent work: a transaction may run again after a failure
+    (and, in the rare case that a commit succeeded but its answer was lost, after it took effect)."""
+
+    def __init__(self, engine: Engine, budget: float | None = None) -> None:
+        self.engine = engine
+        self.budget = retry_seconds() if budget is None else budget
+        self._conn: Connection | None = None
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        """`work(conn)` in one transaction, committed; retried with backoff for up to `budget` seconds."""
+        started: float | None = None
+        wait = 0.5
+        while True:
+            try:
+                if self._conn is None:
+                    self._conn = self.engine.connect()
+                with self._conn.begin():
+                    return work(self._conn)
+            except Exception as exc:
+                if not is_transient(exc, self.engine.dialect):
+                    raise
+                self._discard()
+                now = time.monotonic()
+                started = now if started is None else started
+                if now - started + wait > self.budget:
+                    raise DatabaseUnavailable(self.budget) from exc
+                cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+                reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+                log.warning("app database unavailable (%s); retrying in %.1f s on a new connection", reason, wait)
+                time.sleep(wait)
+                wait = min(wait * 2, 4.0)
+
+    def _discard(self) -> None:
+        """Drop the broken connection: invalidated, so the pool never hands its DBAPI connection out again."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.invalidate()
+            conn.close()
+        except Exception:  # noqa: BLE001 - it is broken already; a new one is made next
+            log.debug("closing a broken connection failed", exc_info=True)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def retrying(engine: Engine, work: Callable[[Connection], T], budget: float | None = None) -> T:
+    """One idempotent transaction that rides out a database restart (see `RetryingConnection`)."""
+    with RetryingConnection(engine, budget) as conn:
+        return conn.run(work)

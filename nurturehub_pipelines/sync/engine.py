@@ -1,7 +1,9 @@
 """One sync of one integration: the steps, each writing its `crm_sync_log` row.
 
 Pages are streamed: each page is mapped, upserted and committed before the next is fetched, so
-memory stays flat and a sync killed mid-way loses nothing (the cursor has not moved yet).
+memory stays flat and a sync killed mid-way loses nothing (the cursor has not moved yet). Every write is
+idempotent and retried on a fresh connection while the database restarts (`db.RetryingConnection`); the
+CRM read-ahead keeps its page meanwhile.
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from crm_resources.core import CrmClient, CrmError, ErrorKind
 from crm_resources.records import SkipRecord
+from crm_resources.registry import crm_name
 from nurturehub_pipelines.store.accounts import Integration
+from nurturehub_pipelines.store.db import DatabaseUnavailable, RetryingConnection, retrying
 from nurturehub_pipelines.store.sync_log import write_event
-from nurturehub_pipelines.store.tables import contacts, integrations, leads, skipped_records
+from nurturehub_pipelines.store.tables import contacts, crm_sync_log, integrations, leads, skipped_records
 from nurturehub_pipelines.sync import cursors
 from nurturehub_pipelines.sync.upsert import mark_missing_deleted, upsert_records
 
@@ -61,16 +66,26 @@ class StepFailed(Exception):
         self.result = result
 
 
+def credentials_unreadable(crm: str) -> CrmError:
+    """Stored credentials this deployment's key can't open (the secret key changed): a rejection of the
+    credentials (`auth` kind, so the pause rule counts it), in words that say what fixes it."""
+    name = crm_name(crm)
+    return CrmError(ErrorKind.AUTH, f"NurtureHub can't read the stored {name} credentials — reconnect {name}")
+
+
 def plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 class SyncSession:
+    """One sync's steps. `client` is None when the stored credentials can't be read: every step then
+    fails with `credentials_unreadable`, in the step handler, so the run still writes its rows."""
+
     def __init__(
         self,
         db: Engine,
         integration: Integration,
-        client: CrmClient,
+        client: CrmClient | None,
         *,
         run_id: str | None,
         trigger: str,
@@ -116,7 +131,7 @@ class SyncSession:
 
     def _step(self, event_type: str, body: Any) -> StepResult:
         started = time.monotonic()
-        requests_before = self.client.requests_made
+        requests_before = self._requests()
         try:
             result: StepResult = body()
         except Exception as exc:  # every failure ends as rows a person can read, never a lost run
@@ -130,20 +145,34 @@ class SyncSession:
             else:
                 message = error.message
             result = StepResult(event_type, "error", message)
-            result.requests = self.client.requests_made - requests_before
+            result.requests = self._requests() - requests_before
             result.seconds = time.monotonic() - started
             self._write(result)
             self._write(StepResult("sync_finished", "error", message))
             if error is not None and error.kind is ErrorKind.RATE_LIMIT and error.retry_at:
                 self._rate_limited_until(error.retry_at)
             raise StepFailed(result) from exc
-        result.requests = self.client.requests_made - requests_before
+        result.requests = self._requests() - requests_before
         result.seconds = time.monotonic() - started
         self._write(result)
         return result
 
+    def _crm(self) -> CrmClient:
+        if self.client is None:
+            raise credentials_unreadable(self.integration.crm)
+        return self.client
+
+    def _requests(self) -> int:
+        return self.client.requests_made if self.client is not None else 0
+
     def _write(self, result: StepResult) -> None:
-        with self.db.begin() as conn:
+        attempts = 0
+
+        def write(conn: Connection) -> None:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 and self.run_id is not None and self._written(conn, result.event_type):
+                return  # the failed attempt's commit did land: never a second row for the step
             write_event(
                 conn,
                 integration_id=self.integration.id,
@@ -156,32 +185,49 @@ class SyncSession:
                 records_skipped=result.skipped,
             )
 
+        retrying(self.db, write)
+
+    def _written(self, conn: Connection, event_type: str) -> bool:
+        query = select(crm_sync_log.c.id).where(
+            crm_sync_log.c.run_id == self.run_id, crm_sync_log.c.event_type == event_type
+        )
+        return conn.execute(query.limit(1)).first() is not None
+
     def _rate_limited_until(self, moment: datetime) -> None:
-        with self.db.begin() as conn:
-            conn.execute(
+        retrying(
+            self.db,
+            lambda conn: conn.execute(
                 update(integrations).where(integrations.c.id == self.integration.id).values(rate_limited_until=moment)
-            )
+            ),
+        )
 
     def _auth(self) -> StepResult:
-        return StepResult("auth_refresh", "success", self.client.authenticate())
+        return StepResult("auth_refresh", "success", self._crm().authenticate())
 
     def _import(self, stream: str, event_type: str) -> StepResult:
         # One connection for the stream and a transaction per page on it: no pool checkout per page.
-        with self.db.connect() as conn:
-            return self._import_on(conn, stream, event_type)
+        with RetryingConnection(self.db) as conn:
+            try:
+                return self._import_on(conn, stream, event_type)
+            except DatabaseUnavailable as down:
+                raise CrmError(
+                    ErrorKind.INTERNAL,
+                    f"{down} while writing {stream} — not a problem with your CRM; what was written before "
+                    "that is kept, and the next sync carries on from there",
+                ) from down
 
-    def _import_on(self, conn: Connection, stream: str, event_type: str) -> StepResult:
-        spec = self.client.spec
+    def _import_on(self, conn: RetryingConnection, stream: str, event_type: str) -> StepResult:
+        client = self._crm()
+        spec = client.spec
         table = STREAMS[stream][1]
         mapper = spec.map_contact if stream == "contacts" else spec.map_lead
         since = None
         if not self.full and spec.since_param:
-            with conn.begin():
-                since = cursors.read_from(conn, self.integration.id, stream)
+            since = conn.run(lambda c: cursors.read_from(c, self.integration.id, stream))
         result = StepResult(event_type, "success", "")
         high_water: datetime | None = None
         seen: set[str] = set()
-        for page in self.client.pages(stream, since):
+        for page in client.pages(stream, since):
             records, skips = [], []
             for raw in page.records:
                 try:
@@ -211,18 +257,14 @@ class SyncSession:
                 seen.add(record.external_id)
                 if record.source_updated_at and (high_water is None or record.source_updated_at > high_water):
                     high_water = record.source_updated_at
-            with conn.begin():
-                result.affected += upsert_records(conn, table, self.integration.id, records)
-                if skips:
-                    conn.execute(insert(skipped_records), skips)
+            result.affected += conn.run(partial(self._write_page, table=table, records=records, skips=skips))
             result.read += len(page.records)
             result.skipped += len(skips)
         if spec.missing_means_deleted and since is None:
-            with conn.begin():
-                result.affected += mark_missing_deleted(conn, table, self.integration.id, seen)
+            result.affected += conn.run(lambda c: mark_missing_deleted(c, table, self.integration.id, seen))
         if high_water is not None:
-            with conn.begin():
-                cursors.advance(conn, self.integration.id, stream, high_water, full=since is None)
+            mark = high_water
+            conn.run(lambda c: cursors.advance(c, self.integration.id, stream, mark, full=since is None))
         noun = "contact" if stream == "contacts" else "lead"
         result.message = f"{plural(result.affected, noun)} written ({result.read:,} read)"
         if result.skipped:
@@ -230,3 +272,10 @@ class SyncSession:
             reason, _ = result.skip_reasons.most_common(1)[0]
             result.message += f"; {result.skipped:,} skipped: {reason}"
         return result
+
+    def _write_page(self, conn: Connection, table: Any, records: list[Any], skips: list[dict[str, Any]]) -> int:
+        """One page in one transaction: idempotent, so a retry after a lost connection writes nothing twice."""
+        written = upsert_records(conn, table, self.integration.id, records)
+        if skips:
+            conn.execute(insert(skipped_records), skips)
+        return written

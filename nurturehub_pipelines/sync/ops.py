@@ -20,6 +20,8 @@ from nurturehub_pipelines.assets.crm_records import report_materialization
 from nurturehub_pipelines.resources import AppDatabase
 from nurturehub_pipelines.run_contract import TAG_TRIGGER
 from nurturehub_pipelines.store.accounts import get_integration
+from nurturehub_pipelines.store.db import retrying
+from nurturehub_pipelines.store.secrets import CredentialsUnreadable
 from nurturehub_pipelines.sync.engine import StepFailed, StepResult, SyncSession
 
 CRM_KEY = "crm_api"
@@ -44,8 +46,7 @@ class SyncState:
 def _session(context: OpExecutionContext, crm_api: CrmResource, app_db: AppDatabase, state: SyncState) -> SyncSession:
     crm = crm_api.spec.crm
     engine = app_db.engine()
-    with engine.connect() as conn:
-        integration = get_integration(conn, state.integration_id)
+    integration = retrying(engine, lambda conn: get_integration(conn, state.integration_id))
     if integration is None:
         raise Failure(description=f"No integration with id {state.integration_id}")
     if integration.crm != crm:
@@ -54,7 +55,14 @@ def _session(context: OpExecutionContext, crm_api: CrmResource, app_db: AppDatab
             f"launch sync_{integration.crm}, not sync_{crm}"
         )
     # The resource keeps the run's one client (token, rate limiter, request count) and closes it with the run.
-    client = crm_api.client(integration.settings, integration.credentials())
+    try:
+        credentials = integration.credentials()
+    except CredentialsUnreadable as unreadable:
+        # The step fails in words for the owner (reconnect); the operator's log says which key to look at.
+        context.log.error(f"Integration {integration.id}: {unreadable}")
+        client = None
+    else:
+        client = crm_api.client(integration.settings, credentials)
     trigger = context.run.tags.get(TAG_TRIGGER, "manual")
     return SyncSession(engine, integration, client, run_id=context.run_id, trigger=trigger, full=state.full)
 

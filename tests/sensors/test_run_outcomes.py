@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRunStatus
+from dagster._core.events import DagsterEvent, DagsterEventType
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import ModuleTarget
 from sqlalchemy import select
@@ -17,6 +19,7 @@ from nurturehub_pipelines.jobs import build_sync_job
 from nurturehub_pipelines.run_contract import job_name, run_config, run_tags
 from nurturehub_pipelines.store import db
 from nurturehub_pipelines.store.tables import crm_sync_log
+from nurturehub_pipelines.sync import heartbeat
 from sensors import run_outcomes
 from tests.support.agency import Agency, finished_rows
 from tests.support.smtp_capture import SmtpCapture
@@ -115,3 +118,56 @@ def wait_for_worker_mid_run(instance: DagsterInstance, run_id: str, integration_
             return pid
         time.sleep(0.1)
     raise AssertionError(f"run {run_id} did not start syncing")
+
+
+def started_sync_run(agency: Agency, integration: int, tags: dict[str, str]) -> str:
+    """A sync run left STARTED, as a `nurturehub sync` process leaves its run when it is killed."""
+    run = agency.instance.create_run_for_job(
+        build_sync_job("reapit"),
+        run_config=run_config(integration, full=False),
+        tags={**run_tags(integration, agency.org_id, "reapit", "manual"), **tags},
+    )
+    start = DagsterEvent(event_type_value=DagsterEventType.RUN_START.value, job_name=run.job_name)
+    agency.instance.report_dagster_event(start, run_id=run.run_id)  # STARTED, with a start time
+    return run.run_id
+
+
+def test_a_run_whose_process_stopped_beating_is_failed_with_its_row_and_a_beating_one_is_left(
+    agency: Agency,
+) -> None:
+    integration = agency.integration()
+    now = datetime.now(UTC)
+    silent = started_sync_run(agency, integration, heartbeat.beat_tags(30, now - timedelta(seconds=121)))
+    beating = started_sync_run(agency, integration, heartbeat.beat_tags(30, now - timedelta(seconds=100)))
+    launched = started_sync_run(agency, integration, {})  # a daemon-launched run: run monitoring's
+    agency.tick()
+    status = {run_id: agency.instance.get_run_by_id(run_id).status for run_id in (silent, beating, launched)}  # type: ignore[union-attr]
+    assert status == {
+        silent: DagsterRunStatus.FAILURE,
+        beating: DagsterRunStatus.STARTED,
+        launched: DagsterRunStatus.STARTED,
+    }
+    [row] = finished_rows(integration)
+    assert (row["run_id"], row["outcome"], row["message"]) == (silent, "error", run_outcomes.DIED_MESSAGE)
+    agency.tick()
+    assert len(finished_rows(integration)) == 1
+
+
+def test_the_heartbeat_allows_four_missed_beats_of_the_runs_own_interval() -> None:
+    now = datetime.now(UTC)
+    assert heartbeat.stopped_since(heartbeat.beat_tags(30, now - timedelta(seconds=119)), now) is None
+    assert heartbeat.stopped_since(heartbeat.beat_tags(30, now - timedelta(seconds=125)), now) is not None
+    assert heartbeat.stopped_since(heartbeat.beat_tags(2, now - timedelta(seconds=9)), now) is not None
+    assert heartbeat.stopped_since({}, now) is None
+    assert heartbeat.stopped_since({heartbeat.TAG_HEARTBEAT: "not a time"}, now) is None
+
+
+def test_the_beating_thread_moves_the_runs_heartbeat(agency: Agency) -> None:
+    integration = agency.integration()
+    first = datetime.now(UTC) - timedelta(seconds=10)
+    run_id = started_sync_run(agency, integration, heartbeat.beat_tags(0.2, first))
+    with heartbeat.beating(agency.instance, run_id, 0.2):
+        time.sleep(1.5)
+    run = agency.instance.get_run_by_id(run_id)
+    assert run is not None
+    assert datetime.fromisoformat(run.tags[heartbeat.TAG_HEARTBEAT]) > first + timedelta(seconds=5)
