@@ -27,9 +27,10 @@ def crm_run_ceilings() -> dict[str, int]:
 # The figures as the registry declares them at import, for readers that want the table (bench).
 CRM_RUN_CEILINGS: dict[str, int] = crm_run_ceilings()
 
-# A run killed with its code server (or a killed `nurturehub sync`) stays STARTED until run monitoring
-# times it out; 3 hours is longer than any full sync and shorter than the 4-hour schedule, so a dead run
-# never holds its integration's queue slot past the next scheduled sync.
+# A run killed together with its code server stays STARTED until run monitoring times it out; 3 hours is
+# longer than any full sync and shorter than the 4-hour schedule, so a dead run never holds its
+# integration's queue slot past the next scheduled sync. (A killed `nurturehub sync` is caught sooner: its
+# heartbeat stops, and run_outcome_sensor fails it within minutes.)
 MAX_RUNTIME_SECONDS = 3 * 60 * 60
 
 
