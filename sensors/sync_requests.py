@@ -6,7 +6,8 @@ The request row is the durable part: while the daemon is down it just waits. Eac
 - follows launched requests: finds the run by its request tag, and closes the request once its run has
   written `sync_finished` or ended without one (the failure sensor writes that row for it). A launched
   request with no run after a minute (a daemon that died between this tick and run creation) is yielded
-  again.
+  again; a scheduled one (the schedule records its runs as launched requests) is never yielded here: with
+  no run after `SCHEDULED_RUN_GRACE` it is closed.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def run_request(item: Launchable) -> RunRequest:
     return RunRequest(
         run_key=request.id,
         job_name=run_contract.job_name(item.crm),
-        run_config=run_contract.run_config(request.integration_id, full=True),
+        # Sync Now and Retry are full syncs; a scheduled one (only ever yielded here again) stays incremental.
+        run_config=run_contract.run_config(request.integration_id, full=request.trigger != sync_requests.SCHEDULE),
         tags={**tags, run_contract.TAG_REQUEST: request.id},
     )
 
@@ -85,7 +87,9 @@ def follow_launched(instance: DagsterInstance, conn: Connection, now: datetime) 
                 sync_requests.close(conn, request.id, "expired", now)
                 continue
             else:
-                if now - (request.launched_at or request.requested_at) >= RELAUNCH_AFTER:
+                waited = now - (request.launched_at or request.requested_at)
+                # The schedule launches its own runs: only a Sync Now or Retry is yielded again here.
+                if waited >= RELAUNCH_AFTER and request.trigger != sync_requests.SCHEDULE:
                     yield run_request(item)
                     sync_requests.relaunched(conn, request.id, now)
                 continue

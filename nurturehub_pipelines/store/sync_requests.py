@@ -4,17 +4,21 @@ Lifecycle: `pending` (written by the web app) -> `launched` (the sensor yielded 
 is filled in once Dagster has created the run) -> `finished` (its run wrote `sync_finished`, or ended
 without one) or `expired` (it outlived its time to live). Only `pending` and `launched` are active; a
 partial unique index allows one active request per integration, which is what makes the 409 race-safe.
+
+The schedule records what it asks for too (`record_scheduled`): a request of trigger `schedule`, created
+`launched`, so a scheduled run waiting in Dagster's queue shows as in progress and Sync Now answers 409.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Connection, and_, exists, insert, select, update
 
+from nurturehub_pipelines.store.dialect import dialect_insert
 from nurturehub_pipelines.store.tables import crm_sync_log, integrations, sync_requests
 
 ACTIVE = ("pending", "launched")
@@ -22,6 +26,12 @@ ACTIVE = ("pending", "launched")
 PENDING_TTL = timedelta(hours=24)
 # A launched request whose run has said nothing for this long no longer blocks Sync Now.
 LAUNCHED_TTL = timedelta(hours=6)
+SCHEDULE = "schedule"
+# A scheduled request whose run Dagster has not created by then (the tick died before submitting it) is
+# closed: the schedule launches its runs itself, so the request sensor never relaunches one.
+SCHEDULED_RUN_GRACE = timedelta(minutes=5)
+_SCHEDULE_IDS = uuid.UUID("6c1f7f0e-2a51-4f55-9a5e-5b7d0c3e9a10")
+_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -38,7 +48,10 @@ class SyncRequest:
     def expired(self, now: datetime) -> bool:
         if self.status == "pending":
             return now - self.requested_at >= PENDING_TTL
-        return now - (self.launched_at or self.requested_at) >= LAUNCHED_TTL
+        launched = self.launched_at or self.requested_at
+        if self.trigger == SCHEDULE and self.run_id is None and now - launched >= SCHEDULED_RUN_GRACE:
+            return True
+        return now - launched >= LAUNCHED_TTL
 
 
 _COLUMNS = (
@@ -177,3 +190,58 @@ def relaunched(conn: Connection, request_id: str, now: datetime) -> None:
 
 def set_run_id(conn: Connection, request_id: str, run_id: str) -> None:
     conn.execute(update(sync_requests).where(sync_requests.c.id == request_id).values(run_id=run_id))
+
+
+def scheduled_request_id(run_key: str) -> str:
+    """The request id of a scheduled run: derived from its run key, so a retried tick finds its own requests."""
+    return str(uuid.uuid5(_SCHEDULE_IDS, run_key))
+
+
+def record_scheduled(conn: Connection, wanted: Mapping[int, str], now: datetime) -> set[int]:
+    """Record a `launched` schedule request per integration (id -> request id); return those it stands for.
+
+    An integration whose other request is active (a pending Sync Now, a run still going) is left out; one
+    whose request no longer stands is closed first. A request this tick already recorded (the daemon retried
+    the tick) is returned again, so its run is asked for again under the same run key, which Dagster dedupes.
+    """
+    ids = list(wanted)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        others = conn.execute(
+            select(*_COLUMNS).where(
+                sync_requests.c.integration_id.in_(chunk),
+                sync_requests.c.status.in_(ACTIVE),
+                sync_requests.c.id.not_in([wanted[i] for i in chunk]),
+            )
+        ).all()
+        for request in map(lambda row: SyncRequest(*row), others):
+            if not still_active(conn, request, now):
+                close(conn, request.id, "expired" if request.expired(now) else "finished", now)
+        # ON CONFLICT DO NOTHING: the partial unique index keeps out an integration with an active request
+        # (a Sync Now inserted meanwhile included), the primary key a request this tick recorded already.
+        conn.execute(
+            dialect_insert(conn, sync_requests).on_conflict_do_nothing(),
+            [
+                {
+                    "id": wanted[i],
+                    "integration_id": i,
+                    "trigger": SCHEDULE,
+                    "requested_by": None,
+                    "requested_at": now,
+                    "status": "launched",
+                    "launched_at": now,
+                }
+                for i in chunk
+            ],
+        )
+    recorded: set[int] = set()
+    request_ids = list(wanted.values())
+    for start in range(0, len(request_ids), _CHUNK):
+        recorded.update(
+            conn.execute(
+                select(sync_requests.c.integration_id).where(
+                    sync_requests.c.id.in_(request_ids[start : start + _CHUNK]), sync_requests.c.status.in_(ACTIVE)
+                )
+            ).scalars()
+        )
+    return recorded

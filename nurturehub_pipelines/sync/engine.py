@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, insert, update
 from crm_resources.core import CrmClient, CrmError, ErrorKind
 from crm_resources.records import SkipRecord
 from nurturehub_pipelines.store.accounts import Integration
+from nurturehub_pipelines.store.integration_changes import lift_quarantine
 from nurturehub_pipelines.store.sync_log import write_event
 from nurturehub_pipelines.store.tables import contacts, integrations, leads, skipped_records
 from nurturehub_pipelines.sync import cursors
@@ -110,6 +111,7 @@ class SyncSession:
             message += f"; {skipped:,} skipped: {reasons.most_common(1)[0][0]}"
         result = StepResult("sync_finished", outcome, message, affected, skipped)
         self._write(result)
+        self._record_failure_kind(None)
         return result
 
     # -- machinery --
@@ -129,6 +131,7 @@ class SyncSession:
                 )
             else:
                 message = error.message
+            self._record_failure_kind(error.kind.value if error is not None else ErrorKind.INTERNAL.value)
             result = StepResult(event_type, "error", message)
             result.requests = self.client.requests_made - requests_before
             result.seconds = time.monotonic() - started
@@ -155,6 +158,19 @@ class SyncSession:
                 records_affected=result.affected,
                 records_skipped=result.skipped,
             )
+
+    def _record_failure_kind(self, kind: str | None) -> None:
+        """The kind of the latest failure (None: a completed sync), which the alerts' quarantine rule reads.
+
+        Written before the failure's rows, so an alert evaluation that sees them sees the kind too. A
+        completed sync also lifts the rejected-credentials quarantine, whatever started it.
+        """
+        with self.db.begin() as conn:
+            conn.execute(
+                update(integrations).where(integrations.c.id == self.integration.id).values(last_failure_kind=kind)
+            )
+            if kind is None:
+                lift_quarantine(conn, self.integration.id)
 
     def _rate_limited_until(self, moment: datetime) -> None:
         with self.db.begin() as conn:
