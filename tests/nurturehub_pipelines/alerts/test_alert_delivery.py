@@ -115,6 +115,8 @@ def test_a_name_another_writer_stored_is_made_safe_and_its_alert_sent(
 ) -> None:
     integration = org.integration(name="Lettings")
     with db.engine().begin() as conn:
+        if conn.dialect.name == "postgresql":  # its varchar(200) holds no more; SQLite keeps all 5,000
+            stored = stored[:200]
         conn.execute(update(integrations).where(integrations.c.id == integration).values(name=stored))
     fail(integration, 3)
     _, sent = loop.tick()
