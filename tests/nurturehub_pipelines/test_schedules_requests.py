@@ -103,9 +103,7 @@ def test_a_queued_scheduled_run_is_in_progress_and_refuses_sync_now_until_it_fin
     evaluate(instance, db.engine(), JOBS)
     with db.engine().connect() as conn:
         assert sync_requests.active_request(conn, integration_id) is None
-        requested = conn.execute(
-            select(func.count()).where(crm_sync_log.c.event_type == "sync_requested")
-        ).scalar_one()
+        requested = conn.execute(select(func.count()).where(crm_sync_log.c.event_type == "sync_requested")).scalar_one()
     assert requested == 0  # the schedule's requests keep the log clean
     assert request_id and sync_now(integration_id) == 202
 
