@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, insert, select, update
+from sqlalchemy import ColumnElement, Connection, and_, exists, insert, or_, select, update
 
 from nurturehub_pipelines.store.dialect import dialect_insert
 from nurturehub_pipelines.store.tables import crm_sync_log, integrations, sync_requests
@@ -28,7 +28,8 @@ PENDING_TTL = timedelta(hours=24)
 LAUNCHED_TTL = timedelta(hours=6)
 SCHEDULE = "schedule"
 # A scheduled request whose run Dagster has not created by then (the tick died before submitting it) is
-# closed: the schedule launches its runs itself, so the request sensor never relaunches one.
+# closed by the request sensor, which looks for the run first: the schedule launches its runs itself, so the
+# sensor never relaunches one.
 SCHEDULED_RUN_GRACE = timedelta(minutes=5)
 _SCHEDULE_IDS = uuid.UUID("6c1f7f0e-2a51-4f55-9a5e-5b7d0c3e9a10")
 _CHUNK = 500
@@ -48,10 +49,7 @@ class SyncRequest:
     def expired(self, now: datetime) -> bool:
         if self.status == "pending":
             return now - self.requested_at >= PENDING_TTL
-        launched = self.launched_at or self.requested_at
-        if self.trigger == SCHEDULE and self.run_id is None and now - launched >= SCHEDULED_RUN_GRACE:
-            return True
-        return now - launched >= LAUNCHED_TTL
+        return now - (self.launched_at or self.requested_at) >= LAUNCHED_TTL
 
 
 _COLUMNS = (
@@ -86,30 +84,63 @@ def run_finished(conn: Connection, run_id: str) -> bool:
     return conn.execute(select(crm_sync_log.c.id).where(_finished(run_id)).limit(1)).first() is not None
 
 
-def _stands(request: SyncRequest, now: datetime, finished: Callable[[str], bool]) -> bool:
-    """The one rule of `still_active` and `in_progress`; `finished` is asked last, only when it decides."""
+def _scheduled_since(integration_id: object, since: object) -> ColumnElement[bool]:
+    """A scheduled run's `sync_finished` row of the integration at or after `since` (values or columns)."""
+    return and_(
+        crm_sync_log.c.integration_id == integration_id,
+        crm_sync_log.c.occurred_at >= since,
+        crm_sync_log.c.event_type == "sync_finished",
+        crm_sync_log.c.trigger == SCHEDULE,
+    )
+
+
+def _stands(request: SyncRequest, now: datetime, finished: Callable[[SyncRequest], bool]) -> bool:
+    """The one rule of `still_active` and `in_progress`; `finished` is asked last, only when it decides.
+
+    A scheduled request not yet linked to its run (the request sensor links a batch a tick, and one tick
+    of the schedule can launch thousands) is done once a scheduled run of its integration has finished
+    since it was recorded: the schedule records no second request while one is active.
+    """
     if request.expired(now):
         return False
-    return request.status == "pending" or request.run_id is None or not finished(request.run_id)
+    if request.status == "pending" or (request.run_id is None and request.trigger != SCHEDULE):
+        return True
+    return not finished(request)
+
+
+def _done(conn: Connection, request: SyncRequest) -> bool:
+    if request.run_id is not None:
+        return run_finished(conn, request.run_id)
+    found = select(crm_sync_log.c.id).where(_scheduled_since(request.integration_id, request.requested_at))
+    return conn.execute(found.limit(1)).first() is not None
 
 
 def still_active(conn: Connection, request: SyncRequest, now: datetime) -> bool:
     """True while the request stands for a sync that is requested, queued or running."""
-    return _stands(request, now, lambda run_id: run_finished(conn, run_id))
+    return _stands(request, now, lambda request: _done(conn, request))
 
 
 def in_progress(conn: Connection, integration_ids: Collection[int], now: datetime) -> set[int]:
     """Those of the integrations whose active request still stands: `still_active` for many, in one statement."""
     if not integration_ids:
         return set()
+    done = or_(
+        and_(sync_requests.c.run_id.is_not(None), exists().where(_finished(sync_requests.c.run_id))),
+        and_(
+            sync_requests.c.run_id.is_(None),
+            exists().where(_scheduled_since(sync_requests.c.integration_id, sync_requests.c.requested_at)),
+        ),
+    )
     rows = conn.execute(
-        select(*_COLUMNS, exists().where(_finished(sync_requests.c.run_id)).label("run_finished")).where(
+        select(*_COLUMNS, done.label("done")).where(
             sync_requests.c.integration_id.in_(integration_ids), sync_requests.c.status.in_(ACTIVE)
         )
     ).all()
-    finished_runs = {row.run_id for row in rows if row.run_finished}
+    done_ids = {row.id for row in rows if row.done}
     requests = [SyncRequest(*row[: len(_COLUMNS)]) for row in rows]
-    return {request.integration_id for request in requests if _stands(request, now, finished_runs.__contains__)}
+    return {
+        request.integration_id for request in requests if _stands(request, now, lambda request: request.id in done_ids)
+    }
 
 
 def close(conn: Connection, request_id: str, status: str, now: datetime) -> None:
@@ -159,15 +190,19 @@ class Launchable:
     crm: str
 
 
-def with_status(conn: Connection, status: str, limit: int) -> list[Launchable]:
-    """The oldest requests in one status, joined to their integration (bounded: one tick's batch)."""
-    rows = conn.execute(
+def with_status(conn: Connection, status: str, limit: int, linked: bool | None = None) -> list[Launchable]:
+    """The oldest requests in one status, joined to their integration (bounded: one tick's batch).
+
+    `linked`: only those whose run is known (True), or not yet (False).
+    """
+    query = (
         select(*_COLUMNS, integrations.c.org_id, integrations.c.crm)
         .join(integrations, integrations.c.id == sync_requests.c.integration_id)
         .where(sync_requests.c.status == status)
-        .order_by(sync_requests.c.requested_at, sync_requests.c.id)
-        .limit(limit)
-    ).all()
+    )
+    if linked is not None:
+        query = query.where(sync_requests.c.run_id.is_not(None) if linked else sync_requests.c.run_id.is_(None))
+    rows = conn.execute(query.order_by(sync_requests.c.requested_at, sync_requests.c.id).limit(limit)).all()
     return [Launchable(SyncRequest(*row[:8]), org_id=row.org_id, crm=row.crm) for row in rows]
 
 

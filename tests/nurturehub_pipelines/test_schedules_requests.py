@@ -139,3 +139,34 @@ def test_a_scheduled_request_whose_run_never_appears_is_closed_not_relaunched(
     assert evaluate(instance, db.engine(), JOBS, now=gone) == []
     with db.engine().connect() as conn:
         assert sync_requests.active_request(conn, integration_id) is None
+
+
+def test_a_finished_scheduled_run_ends_its_request_before_the_sensor_links_it(
+    org: int, instance: DagsterInstance
+) -> None:
+    integration_id = street(org, "Lettings")
+    tick(instance)
+    with db.engine().begin() as conn:  # the run finished between two ticks of the request sensor
+        write_event(
+            conn, integration_id=integration_id, run_id="a-run", trigger="schedule",
+            event_type="sync_finished", outcome="success", message="Sync finished",
+        )  # fmt: skip
+    assert not card_syncing(org, integration_id)
+    assert sync_now(integration_id) == 202
+
+
+def test_every_queued_run_of_a_big_tick_is_linked_and_stays_syncing(org: int, instance: DagsterInstance) -> None:
+    ids = [street(org, f"Branch {i}") for i in range(150)]
+    for run_request in tick(instance):  # Dagster creates every run; they wait in its queue
+        instance.add_run(
+            DagsterRun(job_name="sync_street", status=DagsterRunStatus.NOT_STARTED, tags=dict(run_request.tags))
+        )
+    evaluate(instance, db.engine(), JOBS)
+    gone = utcnow() + sync_requests.SCHEDULED_RUN_GRACE + timedelta(seconds=1)
+    evaluate(instance, db.engine(), JOBS, now=gone)
+    with db.engine().connect() as conn:
+        syncing = {card.id for card in read_model.cards(conn, org) if card.sync_in_progress}
+        linked = conn.execute(
+            select(func.count()).where(sync_requests.sync_requests.c.run_id.is_not(None))
+        ).scalar_one()
+    assert syncing == set(ids) and linked == 150
