@@ -2,7 +2,8 @@
 
 An SMTP outage delays an email and never loses one: a row is only marked sent once the server took it,
 and a failed try backs the row off (5 s doubling to once a minute). A message that cannot be built or
-that the server refuses fails alone, marked with its reason; the rest of the batch goes on. Claims are
+that the server refuses fails alone, marked with its reason; the rest of the batch goes on. One that can
+never be delivered as it is (unbuildable, or its address refused with a 5xx) is not tried again. Claims are
 leases, so two senders (or a sender that died mid-send) never send a row twice in one lease.
 """
 
@@ -13,7 +14,7 @@ import smtplib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
@@ -22,7 +23,9 @@ from sqlalchemy import ColumnElement, Engine, and_, or_, select, update
 
 from nurturehub_pipelines.alerts.smtp import connect, parse_smtp_url
 from nurturehub_pipelines.settings import AlertSettings
+from nurturehub_pipelines.store.accounts import AccountError
 from nurturehub_pipelines.store.tables import alert_outbox, utcnow
+from nurturehub_pipelines.store.validation import check_email
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,11 @@ LEASE = timedelta(minutes=2)  # a claimed row is retried after this if its sende
 RETRY_BASE_SECONDS = 5
 RETRY_CAP_SECONDS = 60  # an outage of hours costs one attempt a minute, and mail leaves soon after it ends
 BATCH = 100
+# The `next_attempt_at` of a row that cannot be delivered as it is (a message the email package refuses,
+# an address the server refuses for good with a 5xx): marked with its reason and never tried again, so a
+# refused address is not resent in a loop, while a 4xx (try later) backs off and is retried.
+NEVER = datetime(9999, 12, 31, tzinfo=UTC)
+NOT_RETRIED = "Not retried: "
 
 
 @dataclass(frozen=True)
@@ -82,9 +90,14 @@ def _claim(engine: Engine, now: datetime, limit: int, skip: Iterable[int] = ()) 
 
 
 def _message(row: Any, sender: str) -> EmailMessage:
+    """The email of an outbox row; ValueError when it cannot be built (the address is read back, and checked)."""
+    try:
+        to_email = check_email(row.to_email)
+    except AccountError as exc:
+        raise ValueError(f"the owner's address is not valid: {exc}") from None
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = row.to_email
+    message["To"] = to_email
     message["Subject"] = row.subject
     message["Date"] = format_datetime(utcnow())
     # The same id on every attempt, so a mail client can fold a resend after a crash mid-send.
@@ -102,8 +115,16 @@ def _mark_sent(engine: Engine, row: Any) -> None:
         )
 
 
-def _mark_failed(engine: Engine, rows: Sequence[Any], error: BaseException) -> None:
+def refused_for_good(error: BaseException) -> bool:
+    """A recipient the server refused with a permanent (5xx) answer: trying again would only repeat it."""
+    if not isinstance(error, smtplib.SMTPRecipientsRefused) or not error.recipients:
+        return False
+    return all(500 <= code < 600 for code, _ in error.recipients.values())
+
+
+def _mark_failed(engine: Engine, rows: Sequence[Any], error: BaseException, permanent: bool = False) -> None:
     now = utcnow()
+    reason = f"{NOT_RETRIED if permanent else ''}{type(error).__name__}: {error}"[:1000]
     with engine.begin() as conn:
         for row in rows:
             conn.execute(
@@ -111,8 +132,8 @@ def _mark_failed(engine: Engine, rows: Sequence[Any], error: BaseException) -> N
                 .where(alert_outbox.c.id == row.id)
                 .values(
                     attempts=row.attempts + 1,
-                    next_attempt_at=now + retry_delay(row.attempts + 1),
-                    last_error=f"{type(error).__name__}: {error}"[:1000],
+                    next_attempt_at=NEVER if permanent else now + retry_delay(row.attempts + 1),
+                    last_error=reason,
                 )
             )
 
@@ -183,7 +204,7 @@ def deliver(
                     message = _message(row, settings.alert_from)
                 except (ValueError, TypeError) as exc:  # a header the email package refuses
                     logger.warning("Alert %s cannot be built: %s", row.dedupe_key, exc)
-                    _mark_failed(engine, [row], exc)
+                    _mark_failed(engine, [row], exc, permanent=True)
                     failed += 1
                     continue
                 failure = _send(client, message)
@@ -192,7 +213,7 @@ def deliver(
                     sent += 1
                 elif not failure.connection_lost:
                     logger.warning("SMTP refused alert %s: %s", row.dedupe_key, failure.error)
-                    _mark_failed(engine, [row], failure.error)
+                    _mark_failed(engine, [row], failure.error, permanent=refused_for_good(failure.error))
                     failed += 1
                 else:  # give the rest of the batch back for later
                     left = len(rows) - index

@@ -12,6 +12,7 @@ from crm_resources.registry import crm_name
 from nurturehub_pipelines.alerts.streaks import Streak
 from nurturehub_pipelines.settings import PAGE_PATH, AlertSettings
 from nurturehub_pipelines.store.tables import utcnow
+from nurturehub_pipelines.store.validation import NAME_MAX, is_valid_name
 
 # subject, body, in-app text
 Message = tuple[str, str, str]
@@ -30,9 +31,23 @@ class Recipient:
 
     @property
     def label(self) -> str:
-        """The CRM's name, with the integration's own name where it differs."""
+        """The CRM's name, with the integration's own name where it differs (made safe for a header)."""
         product = crm_name(self.crm)
-        return product if not self.name or self.name == product else f"{product} ({self.name})"
+        name = safe_name(self.name)
+        return product if not name or name == product else f"{product} ({name})"
+
+
+def safe_name(name: str | None) -> str:
+    """A name read back from the database, fit for an email header whoever wrote it.
+
+    The input rules keep control characters and overlong names out at every entry point, but other writers
+    of the database exist: such a name loses its control characters and is cut to the rule's length, so its
+    alert is still sent (and every other alert with it). An empty result falls back to the CRM's name.
+    """
+    if not name or is_valid_name(name):
+        return name or ""
+    cleaned = " ".join("".join(ch if ch.isprintable() else " " for ch in name).split())
+    return cleaned if len(cleaned) <= NAME_MAX else cleaned[: NAME_MAX - 1].rstrip() + "…"
 
 
 def page_url(settings: AlertSettings) -> str:

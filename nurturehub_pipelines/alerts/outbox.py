@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, select
 
+from crm_resources.core.errors import ErrorKind
 from nurturehub_pipelines.alerts.messages import Message, Recipient, failure_message, recovery_message
 from nurturehub_pipelines.alerts.streaks import streaks
 from nurturehub_pipelines.settings import AlertSettings
 from nurturehub_pipelines.store.dialect import dialect_insert
+from nurturehub_pipelines.store.integration_changes import quarantine
 from nurturehub_pipelines.store.tables import alert_outbox, integrations, notifications, users, utcnow
 
 log = logging.getLogger(__name__)
@@ -105,17 +107,42 @@ def _add_alerts(conn: Connection, alerts: list[Alert]) -> int:
     return len(new)
 
 
+def _quarantine_rejected(conn: Connection, alerted: Sequence[int]) -> None:
+    """Stop scheduled syncs of alerted integrations whose latest failure was a rejection of the credentials.
+
+    The engine writes the failure's kind before its rows, and clears it (and lifts the quarantine) when a
+    sync completes; the rows are locked so that a sync completing meanwhile is seen, not overwritten.
+    """
+    if not alerted:
+        return
+    rejected = conn.execute(
+        select(integrations.c.id, integrations.c.crm)
+        .where(
+            integrations.c.id.in_(alerted),
+            integrations.c.last_failure_kind == ErrorKind.AUTH.value,
+            integrations.c.quarantined_at.is_(None),
+        )
+        .with_for_update()
+    ).all()
+    for row in rejected:
+        if quarantine(conn, row.id, row.crm, utcnow()):
+            log.info("Scheduled syncs of integration %s stop until its credentials change", row.id)
+
+
 def evaluate(
     conn: Connection, integration_ids: Sequence[int], settings: AlertSettings, fresh_after: int | None = None
 ) -> Evaluation:
     """Write the alerts these integrations' logs call for and that the outbox doesn't hold yet.
 
-    A streak of `failure_threshold` or more raises one failure alert. A failure alert whose streak is no
-    longer the current one (a completed sync came after it) gets one recovery.
+    A streak of `failure_threshold` or more raises one failure alert, and, when its latest failure is a
+    rejection of the credentials, quarantines the integration (no scheduled syncs until it is reconnected or
+    a sync completes). A failure alert whose streak is no longer the current one (a completed sync came after
+    it) gets one recovery.
     """
     found = streaks(conn, integration_ids, fresh_after)
     current = {s.integration_id: s.first_log_id for s in found if not s.ended}
     due = {failure_key(s.integration_id, s.first_log_id): s for s in found if s.count >= settings.failure_threshold}
+    _quarantine_rejected(conn, [s.integration_id for s in due.values() if not s.ended])
     keys = set(
         conn.execute(
             select(alert_outbox.c.dedupe_key).where(alert_outbox.c.integration_id.in_(integration_ids))

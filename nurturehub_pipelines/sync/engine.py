@@ -24,6 +24,7 @@ from crm_resources.records import SkipRecord
 from crm_resources.registry import crm_name
 from nurturehub_pipelines.store.accounts import Integration
 from nurturehub_pipelines.store.db import DatabaseUnavailable, RetryingConnection, retrying
+from nurturehub_pipelines.store.integration_changes import lift_quarantine
 from nurturehub_pipelines.store.sync_log import write_event
 from nurturehub_pipelines.store.tables import contacts, crm_sync_log, integrations, leads, skipped_records
 from nurturehub_pipelines.sync import cursors
@@ -125,6 +126,7 @@ class SyncSession:
             message += f"; {skipped:,} skipped: {reasons.most_common(1)[0][0]}"
         result = StepResult("sync_finished", outcome, message, affected, skipped)
         self._write(result)
+        self._record_failure_kind(None)
         return result
 
     # -- machinery --
@@ -144,6 +146,7 @@ class SyncSession:
                 )
             else:
                 message = error.message
+            self._record_failure_kind(error.kind.value if error is not None else ErrorKind.INTERNAL.value)
             result = StepResult(event_type, "error", message)
             result.requests = self._requests() - requests_before
             result.seconds = time.monotonic() - started
@@ -192,6 +195,22 @@ class SyncSession:
             crm_sync_log.c.run_id == self.run_id, crm_sync_log.c.event_type == event_type
         )
         return conn.execute(query.limit(1)).first() is not None
+
+    def _record_failure_kind(self, kind: str | None) -> None:
+        """The kind of the latest failure (None: a completed sync), which the alerts' quarantine rule reads.
+
+        Written before the failure's rows, so an alert evaluation that sees them sees the kind too. A
+        completed sync also lifts the rejected-credentials quarantine, whatever started it.
+        """
+
+        def record(conn: Connection) -> None:
+            conn.execute(
+                update(integrations).where(integrations.c.id == self.integration.id).values(last_failure_kind=kind)
+            )
+            if kind is None:
+                lift_quarantine(conn, self.integration.id)
+
+        retrying(self.db, record)
 
     def _rate_limited_until(self, moment: datetime) -> None:
         retrying(

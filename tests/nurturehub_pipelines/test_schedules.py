@@ -14,8 +14,8 @@ from nurturehub_pipelines import run_contract
 from nurturehub_pipelines.definitions import defs
 from nurturehub_pipelines.resources import app_database_from_env
 from nurturehub_pipelines.schedules import build_sync_schedule, schedule_name, sync_schedules
-from nurturehub_pipelines.store import accounts, db
-from nurturehub_pipelines.store.tables import integrations, organisations
+from nurturehub_pipelines.store import accounts, db, sync_requests
+from nurturehub_pipelines.store.tables import integrations, organisations, utcnow
 
 TICK = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
@@ -69,11 +69,16 @@ def test_a_tick_requests_one_incremental_run_per_enabled_integration_with_its_ta
         request = by_integration[integration_id]
         assert request.job_name == run_contract.job_name(crm)
         assert request.run_config == run_contract.run_config(integration_id, full=False)
-        assert {k: v for k, v in request.tags.items() if k.startswith("nurturehub/")} == run_contract.run_tags(
-            integration_id, org_id, crm, "schedule"
-        )
+        assert {k: v for k, v in request.tags.items() if k.startswith("nurturehub/")} == {
+            **run_contract.run_tags(integration_id, org_id, crm, "schedule"),
+            run_contract.TAG_REQUEST: sync_requests.scheduled_request_id(request.run_key),
+        }
     assert len({r.run_key for r in requests}) == len(requests)
+    with db.engine().begin() as conn:  # their runs finished
+        for request in requests:
+            sync_requests.close(conn, request.tags[run_contract.TAG_REQUEST], "finished", utcnow())
     later = requests_at(datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
+    assert len(later) == len(ids)
     assert not {r.run_key for r in requests} & {r.run_key for r in later}  # one key per integration per tick
 
 

@@ -9,7 +9,7 @@ from nurturehub_pipelines import alerts
 from nurturehub_pipelines.alerts import delivery
 from nurturehub_pipelines.settings import AlertSettings
 from nurturehub_pipelines.store import accounts, db
-from nurturehub_pipelines.store.tables import alert_outbox
+from nurturehub_pipelines.store.tables import alert_outbox, integrations, users
 from tests.support.alert_world import OWNER, AlertLoop, Org, fail, outbox
 from tests.support.smtp_capture import SmtpCapture
 
@@ -63,8 +63,9 @@ def test_an_smtp_outage_backs_off_and_never_loses_the_alert(
 
 
 def test_a_recipient_the_server_refuses_fails_alone_marked_with_the_reason(
-    org: Org, smtp: SmtpCapture, loop: AlertLoop
+    org: Org, smtp: SmtpCapture, loop: AlertLoop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(delivery, "RETRY_BASE_SECONDS", 0)  # a retried row would be due at the next tick
     with db.engine().begin() as conn:
         other = accounts.create_org(conn, "Quay Estates", "nobody@quay.example")
         quay = accounts.add_integration(conn, other["org_id"], "reapit", "Reapit", {}, {})
@@ -76,20 +77,55 @@ def test_a_recipient_the_server_refuses_fails_alone_marked_with_the_reason(
     assert (sent.sent, sent.failed) == (1, 1)
     assert [mail.rcpt_tos for mail in smtp.wait_for(1)] == [(OWNER,)]
     refused, delivered = sorted(outbox(), key=lambda row: row["integration_id"] != quay)
-    assert refused["sent_at"] is None and "550" in str(refused["last_error"]) and refused["next_attempt_at"]
+    assert refused["sent_at"] is None and "550" in str(refused["last_error"])
+    assert str(refused["last_error"]).startswith(delivery.NOT_RETRIED)
     assert delivered["sent_at"] is not None
+    for _ in range(3):  # refused for good (5xx): not resent in a loop
+        assert loop.tick()[1] == alerts.Delivery()
+    assert outbox()[0]["attempts"] == 1 and not alerts.has_due(db.engine())
 
 
-def test_a_message_that_cannot_be_built_fails_alone(org: Org, smtp: SmtpCapture, loop: AlertLoop) -> None:
-    broken, fine = org.integration(name="Head\noffice"), org.integration(name="Lettings")
+def test_a_message_that_cannot_be_built_fails_alone_and_is_not_retried(
+    org: Org, smtp: SmtpCapture, loop: AlertLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery, "RETRY_BASE_SECONDS", 0)
+    with db.engine().begin() as conn:
+        other = accounts.create_org(conn, "Quay Estates", "owner@quay.example")
+        broken = accounts.add_integration(conn, other["org_id"], "reapit", "Reapit", {}, {})
+        conn.execute(
+            update(users)
+            .where(users.c.org_id == other["org_id"])
+            .values(email="owner@quay.example\r\nBcc: x@y.example")
+        )
+    fine = org.integration(name="Lettings")
     fail(broken, 3)
     fail(fine, 3)
     _, sent = loop.tick()
     assert (sent.sent, sent.failed) == (1, 1)
     assert ["Lettings" in mail.subject for mail in smtp.wait_for(1)] == [True]
     rows = {row["integration_id"]: row for row in outbox()}
-    assert rows[broken]["sent_at"] is None and "ValueError" in str(rows[broken]["last_error"])
+    assert rows[broken]["sent_at"] is None and "not valid" in str(rows[broken]["last_error"])
     assert rows[fine]["sent_at"] is not None
+    assert loop.tick()[1] == alerts.Delivery() and outbox()[0]["attempts"] == 1
+
+
+@pytest.mark.parametrize("stored", ["Head\r\noffice\nBcc: x@y.example", "Branch " * 715])
+def test_a_name_another_writer_stored_is_made_safe_and_its_alert_sent(
+    org: Org, smtp: SmtpCapture, loop: AlertLoop, stored: str
+) -> None:
+    integration = org.integration(name="Lettings")
+    with db.engine().begin() as conn:
+        if conn.dialect.name == "postgresql":  # its varchar(200) holds no more; SQLite keeps all 5,000
+            stored = stored[:200]
+        conn.execute(update(integrations).where(integrations.c.id == integration).values(name=stored))
+    fail(integration, 3)
+    _, sent = loop.tick()
+    assert sent == alerts.Delivery(sent=1)
+    [mail] = smtp.wait_for(1)
+    subject = mail.subject
+    assert "\n" not in subject and "\r" not in subject and "Bcc" not in str(mail.message.get("Bcc", ""))
+    assert subject.startswith("NurtureHub: Reapit (") and len(subject) < 200
+    assert ("Head office" in subject) if "Head" in stored else ("Branch Branch" in subject and "…" in subject)
 
 
 def test_a_delivery_stops_at_its_budget_and_leaves_the_rest_due(org: Org, smtp: SmtpCapture, loop: AlertLoop) -> None:
