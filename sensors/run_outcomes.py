@@ -26,12 +26,13 @@ from dagster import (
     SensorResult,
     sensor,
 )
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
+from crm_resources.core import ErrorKind
 from nurturehub_pipelines.resources import AppDatabase
 from nurturehub_pipelines.run_contract import integration_of, trigger_of
 from nurturehub_pipelines.store.sync_log import write_event
-from nurturehub_pipelines.store.tables import crm_sync_log
+from nurturehub_pipelines.store.tables import crm_sync_log, integrations
 from nurturehub_pipelines.sync import heartbeat
 from sensors import EVERY_DAEMON_LOOP
 
@@ -96,6 +97,15 @@ def record_ended_runs(conn: Connection, runs: list[EndedRun]) -> list[int]:
             )
         ).scalars()
     )
+    missing = [run for run in runs if run.run_id not in finished]
+    if missing:
+        # A run that died is NurtureHub's failure, not the CRM refusing the credentials: the quarantine
+        # rule must not read an earlier rejection as this failure's kind.
+        conn.execute(
+            update(integrations)
+            .where(integrations.c.id.in_({run.integration_id for run in missing}))
+            .values(last_failure_kind=ErrorKind.INTERNAL.value)
+        )
     return [
         write_event(
             conn,
@@ -107,8 +117,7 @@ def record_ended_runs(conn: Connection, runs: list[EndedRun]) -> list[int]:
             message=run.message,
             occurred_at=run.ended_at,
         )
-        for run in runs
-        if run.run_id not in finished
+        for run in missing
     ]
 
 

@@ -13,12 +13,12 @@ from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.events import DagsterEvent, DagsterEventType
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import ModuleTarget
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from nurturehub_pipelines.jobs import build_sync_job
 from nurturehub_pipelines.run_contract import job_name, run_config, run_tags
 from nurturehub_pipelines.store import db
-from nurturehub_pipelines.store.tables import crm_sync_log
+from nurturehub_pipelines.store.tables import crm_sync_log, integrations
 from nurturehub_pipelines.sync import heartbeat
 from sensors import run_outcomes
 from tests.support.agency import Agency, finished_rows
@@ -40,6 +40,23 @@ def test_a_cancelled_run_gets_its_sync_finished_error_row_once(agency: Agency) -
     [row] = finished_rows(integration)
     assert (row["run_id"], row["outcome"], row["trigger"]) == (run.run_id, "error", "sync_now")
     assert row["message"] == run_outcomes.CANCELLED_MESSAGE
+
+
+def test_a_dead_run_is_an_internal_failure_not_an_earlier_credential_rejection(agency: Agency) -> None:
+    """The quarantine rule reads the latest failure's kind: a killed run must not inherit a past `auth`."""
+    integration = agency.integration()
+    with db.engine().begin() as conn:
+        conn.execute(update(integrations).where(integrations.c.id == integration).values(last_failure_kind="auth"))
+    run = agency.instance.create_run_for_job(
+        build_sync_job("reapit"),
+        run_config=run_config(integration, full=True),
+        tags=run_tags(integration, agency.org_id, "reapit", "schedule"),
+    )
+    agency.instance.report_run_canceled(run)
+    agency.tick()
+    with db.engine().connect() as conn:
+        kind = conn.execute(select(integrations.c.last_failure_kind).where(integrations.c.id == integration)).scalar()
+    assert kind == "internal"
 
 
 def test_a_launchpad_run_without_tags_is_found_by_its_run_config(agency: Agency) -> None:
