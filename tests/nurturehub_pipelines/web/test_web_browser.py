@@ -164,7 +164,6 @@ def test_pause_resume_and_reconnect_street_until_its_card_is_green(
     assert "Paused" in reapit.locator(".state-paused").inner_text()
     assert reapit.locator(".notice").inner_text() == "Paused Reapit."
     assert reapit.locator("dd", has_text="Paused").count() == 1  # no next scheduled sync
-    reapit.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "integrations-paused.png"), full_page=True)
 
     # Resume: the reason goes, the next sync comes back.
@@ -207,7 +206,6 @@ def test_pause_resume_and_reconnect_street_until_its_card_is_green(
     assert street.locator(".reason").count() == 0
     street.locator("tr", has_text="12").first.wait_for(timeout=5_000)
     assert page.evaluate("window.__noReload") is True  # it turned green by itself
-    street.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "integrations-reconnected.png"), full_page=True)
     assert token not in page.content()
     assert problems == []
