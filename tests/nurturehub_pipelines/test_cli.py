@@ -13,19 +13,9 @@ from sqlalchemy import func, select
 from crm_resources.registry import CRMS, crm_name
 from nurturehub_pipelines.store import db
 from nurturehub_pipelines.store.tables import integrations, users
+from tests.support.cli import nurturehub
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def nurturehub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "nurturehub_pipelines.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        cwd=REPO,
-        timeout=120,
-    )
 
 
 def created(*args: str) -> dict[str, object]:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,20 +15,9 @@ from nurturehub_pipelines.resources import app_database_from_env
 from nurturehub_pipelines.retention import JOB_NAME, OP_NAME, SCHEDULE_NAME, prune_sync_log, prune_sync_log_job
 from nurturehub_pipelines.store import accounts, db
 from nurturehub_pipelines.store.tables import crm_sync_log, skipped_records, utcnow
+from tests.support.cli import nurturehub
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def nurturehub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The command as a user runs it: a real subprocess, JSON on stdout, refusals on stderr."""
-    return subprocess.run(
-        [sys.executable, "-m", "nurturehub_pipelines.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        cwd=REPO,
-        timeout=120,
-    )
 
 
 def history(days_old: int, rows: int = 150) -> int:

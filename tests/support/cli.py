@@ -64,9 +64,9 @@ def run(*args: str) -> Ran:
     return Ran(code, out.getvalue(), err.getvalue())
 
 
-def run_process(*args: str, env: dict[str, str] | None = None) -> Ran:
-    """`nurturehub ARGS` as a separate process."""
-    done = subprocess.run(
+def nurturehub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The command as a user runs it: a real subprocess, JSON on stdout, refusals on stderr."""
+    return subprocess.run(
         [sys.executable, "-m", "nurturehub_pipelines.cli", *args],
         capture_output=True,
         text=True,
@@ -74,6 +74,11 @@ def run_process(*args: str, env: dict[str, str] | None = None) -> Ran:
         cwd=REPO,
         timeout=120,
     )
+
+
+def run_process(*args: str, env: dict[str, str] | None = None) -> Ran:
+    """`nurturehub ARGS` as a separate process."""
+    done = nurturehub(*args, env=env)
     return Ran(done.returncode, done.stdout, done.stderr)
 
 
