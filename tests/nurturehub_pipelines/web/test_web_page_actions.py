@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from nurturehub_pipelines.store import db, integration_changes
-from nurturehub_pipelines.store.secrets import decrypt_credentials
-from nurturehub_pipelines.store.tables import crm_sync_log, integrations, sync_requests, utcnow
+from nurturehub_pipelines.store.tables import integrations, sync_requests, utcnow
+from tests.support import integration_rows as rows
 
 if TYPE_CHECKING:
     from tests.nurturehub_pipelines.web.conftest import World
@@ -29,17 +29,11 @@ def card_html(page: str, integration_id: int) -> str:
 
 
 def snapshot(world: World) -> dict[str, Any]:
-    with db.engine(world.db_url).connect() as conn:
-        return {
-            table.name: sorted(tuple(row) for row in conn.execute(select(table)))
-            for table in (integrations, crm_sync_log, sync_requests)
-        }
+    return rows.snapshot(world.db_url)
 
 
 def stored(world: World, integration_id: int) -> dict[str, Any]:
-    with db.engine(world.db_url).connect() as conn:
-        row = conn.execute(select(integrations).where(integrations.c.id == integration_id)).mappings().one()
-    return {**row, "credentials": decrypt_credentials(row["credentials_encrypted"])}
+    return rows.stored(world.db_url, integration_id)
 
 
 def post_and_follow(client: httpx.Client, path: str, data: dict[str, str]) -> str:

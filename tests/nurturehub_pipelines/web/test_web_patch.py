@@ -8,11 +8,10 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import select
 
 from nurturehub_pipelines.store import db, integration_changes
-from nurturehub_pipelines.store.secrets import decrypt_credentials
-from nurturehub_pipelines.store.tables import crm_sync_log, integrations, sync_requests, utcnow
+from nurturehub_pipelines.store.tables import utcnow
+from tests.support import integration_rows as rows
 
 if TYPE_CHECKING:
     from tests.nurturehub_pipelines.web.conftest import World
@@ -22,18 +21,11 @@ NEW_TOKEN = "street-token-NEW-also-secret-4711"
 
 
 def snapshot(world: World) -> dict[str, Any]:
-    """Every row a change could touch: the integrations (credentials ciphertext included), log and requests."""
-    with db.engine(world.db_url).connect() as conn:
-        return {
-            table.name: sorted(tuple(row) for row in conn.execute(select(table)))
-            for table in (integrations, crm_sync_log, sync_requests)
-        }
+    return rows.snapshot(world.db_url)
 
 
 def stored(world: World, integration_id: int) -> dict[str, Any]:
-    with db.engine(world.db_url).connect() as conn:
-        row = conn.execute(select(integrations).where(integrations.c.id == integration_id)).mappings().one()
-    return {**row, "credentials": decrypt_credentials(row["credentials_encrypted"])}
+    return rows.stored(world.db_url, integration_id)
 
 
 def patch(world: World, who: str, integration_id: int, body: Any) -> Any:
