@@ -15,8 +15,11 @@ pre-rendered records on first request and cached.
 The dataset comes in versions under a path prefix, so a round needs no control call:
 - `/r1`: every record at version 0; `/r2`: every record changed (a later `updated_at`/`modified`, and a
   changed field: the contact's mobile, the lead's status, Reapit's `_eTag`); `/r3`: changed again;
-- `/t1`: `/r1` with 0.1 % of each stream touched (version 1, stamped after every r1 record, so they move
-  to the end in `(updated_at, id)` order): what an incremental sync after a full r1 sync finds.
+- `/t3`: `/r3` with 0.1 % of each stream touched (version 3, stamped after every r3 record, so they move
+  to the end in `(updated_at, id)` order): what an incremental sync after a full r3 sync finds.
+
+`GET /_requests` answers the requests served per path since the last time it was asked (and resets): the
+incremental measurement counts its requests per stream with it.
 
 Routes (`{crm}` is `openapi` or `reapit`, `{v}` one of the versions):
 - Open API: `GET /openapi/{v}/contacts|leads?limit=&cursor=&updated_since=`, bearer `OPENAPI_TOKEN`;
@@ -42,6 +45,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,7 +56,7 @@ from urllib.parse import parse_qsl, urlencode
 from crm_sandbox.datasets import Enquiry, Person, base_time, make_enquiry, make_person
 
 SEED = "fast-crm"
-VERSIONS = ("r1", "r2", "r3", "t1")
+VERSIONS = ("r1", "r2", "r3", "t3")
 ROUND_GAP = timedelta(days=400)  # each round's stamps are after every stamp of the round before
 OPENAPI_TOKEN = "fast-crm-openapi-token"
 OPENAPI_CLIENT = ("fast-openapi-client", "fast-openapi-secret")
@@ -74,17 +78,17 @@ def iso(moment: datetime) -> str:
 
 
 def touched_slots(size: int, seed: str = SEED) -> list[int]:
-    """The 0.1 % of a stream that /t1 changes (at least one), chosen deterministically."""
+    """The 0.1 % of a stream that /t3 changes (at least one), chosen deterministically."""
     count = max(1, size // 1000) if size else 0
     return sorted(random.Random(f"{seed}:{size}").sample(range(size), count))
 
 
 def stamps(version: str, slot: int, touched: set[int], size: int) -> tuple[int, datetime]:
     """(record version, its updated_at) for one slot in one dataset version."""
-    if version == "t1":
+    if version == "t3":
         if slot in touched:
-            return 1, base_time(size) + timedelta(days=1)
-        return 0, base_time(slot)
+            return 3, base_time(size) + 2 * ROUND_GAP + timedelta(days=1)
+        return 2, base_time(slot) + 2 * ROUND_GAP
     round_index = VERSIONS.index(version)
     return round_index, base_time(slot) + round_index * ROUND_GAP
 
@@ -351,6 +355,7 @@ class App:
 
     def __init__(self, dataset: Dataset) -> None:
         self.data = dataset
+        self.requests: Counter[str] = Counter()
         self.token_body = json.dumps(
             {"access_token": REAPIT_TOKEN if dataset.crm == "reapit" else OPENAPI_TOKEN, "token_type": "Bearer"}
             | {"expires_in": 3600}
@@ -364,6 +369,10 @@ class App:
 
     def route(self, method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
         path, _, query = target.partition("?")
+        if path == "/_requests":
+            counts, self.requests = dict(self.requests), Counter()
+            return json.dumps(counts).encode()
+        self.requests[path] += 1
         parts = path.strip("/").split("/")
         if not parts or parts[0] != self.data.crm:
             raise HttpError(404, {"detail": f"no such path: {path}"})

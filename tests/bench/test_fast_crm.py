@@ -117,13 +117,15 @@ def test_each_round_changes_every_record(server: fast_crm.FastCrm) -> None:
 
 def test_the_incremental_filter_finds_the_touched_records(server: fast_crm.FastCrm) -> None:
     for stream, count in (("contacts", CONTACTS), ("leads", LEADS)):
-        full = _records(server, "r1", stream, 100)
+        full = _records(server, "r3", stream, 100)
         newest = max(_stamp(server, r) for r in full)
-        found = _records(server, "t1", stream, 100, since=newest)
+        found = _records(server, "t3", stream, 100, since=newest)
         assert all(_stamp(server, r) >= newest for r in found)  # inclusive: r1's newest may come back too
         touched = [r for r in found if _stamp(server, r) > newest]
         assert len(touched) == len(fast_crm.touched_slots(count)) and len(found) <= len(touched) + 1
-        assert len(_records(server, "t1", stream, 100)) == count
+        assert len(_records(server, "t3", stream, 100)) == count
+    counted = httpx.get(f"{server.root_url}/_requests").json()
+    assert sum(counted.values()) > 0 and httpx.get(f"{server.root_url}/_requests").json() == {}
 
 
 def test_requests_without_the_right_credentials_are_refused(server: fast_crm.FastCrm) -> None:
