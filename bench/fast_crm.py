@@ -555,10 +555,13 @@ def fast_crm_process(crm: str, contacts: int, leads: int, versions: Sequence[str
             process.wait()
 
 
-def bare_fetch(server: FastCrm, version: str, stream: str, size: int) -> tuple[int, int, float]:
+def bare_fetch(
+    server: FastCrm, version: str, stream: str, size: int, keep: list[bytes] | None = None
+) -> tuple[int, int, float]:
     """Every page of one stream with a bare keep-alive httpx.Client, each decoded with `response.json()`.
 
-    Returns (records, requests, seconds). The token request (Reapit) is made before the clock starts.
+    Returns (records, requests, seconds); each page's bytes are appended to `keep` when given. The token
+    request (Reapit) is made before the clock starts.
     """
     import httpx
 
@@ -588,6 +591,8 @@ def bare_fetch(server: FastCrm, version: str, stream: str, size: int) -> tuple[i
                 answer = client.get(path, params={**params, **({"cursor": cursor} if cursor else {})})
                 answer.raise_for_status()
                 body = answer.json()
+                if keep is not None:
+                    keep.append(answer.content)
                 requests += 1
                 records += len(body["data"])
                 cursor = body["meta"]["next_cursor"]
@@ -600,6 +605,8 @@ def bare_fetch(server: FastCrm, version: str, stream: str, size: int) -> tuple[i
                 answer = client.get(path, params={"pageSize": size, "pageNumber": number, "sortBy": "modified"})
                 answer.raise_for_status()
                 body = answer.json()
+                if keep is not None:
+                    keep.append(answer.content)
                 requests += 1
                 records += len(body["_embedded"])
                 pages = body["totalPageCount"]
