@@ -44,10 +44,14 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-4000:]
 
     sync = json.loads((results / "sync.json").read_text())
-    assert sync["full_lifted"]["events"]["contact_import"]["records_affected"] == 200
-    assert sync["full_published"]["events"]["lead_update"]["records_affected"] == 100
+    every = {"contacts": 200, "leads": 100}
+    ours = sync["repeats"][0]["ours"]
+    assert [ours[version]["written"] for version in ("r1", "r2", "r3")] == [every] * 3, "each round writes all"
+    assert sync["repeats"][0]["sqlite"]["ours"]["written"] == every
+    assert sync["server_proof"]["100"]["records"] == 300
     assert sync["incremental"]["requests"]["contacts"] <= 2 and sync["incremental"]["requests"]["leads"] <= 2
-    assert sync["full_lifted"]["share_of_limit"] > 0, "the shipped engine measured against the limit"
+    assert sync["incremental"]["written"] == {"contacts": 1, "leads": 1}
+    assert sync["summary"]["rounds"]["r1"]["ours_share_of_limit"] > 0, "the shipped engine measured against the limit"
 
     read_model = json.loads((results / "read_model.json").read_text())
     for engine in ("postgresql", "sqlite"):
