@@ -28,7 +28,7 @@ LEAD_TYPES = {
 
 def _consent(raw: Mapping[str, Any]) -> str:
     value = raw.get("marketing_consent")
-    status = value.get("status") if isinstance(value, Mapping) else None
+    status = value.get("status") if r.is_object(value) else None
     return r.consent(status, {"granted": "granted", "denied": "denied"})
 
 

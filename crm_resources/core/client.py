@@ -339,11 +339,16 @@ class CrmClient:
 
 def _json(response: httpx.Response) -> Any:
     """orjson first (pages are most of a sync's parsing); a body it refuses (not UTF-8: httpx honours a
-    declared charset) gets httpx's own decoding, whose error, if any, is the one reported."""
+    declared charset) gets httpx's own decoding, whose error, if any, is the one reported. Neither
+    accepts NaN or Infinity, which JSON does not have (and orjson would write back as null)."""
     try:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError:
-        return response.json()
+        return response.json(parse_constant=_not_json)
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, insert, select, update
 
 from crm_resources.core import CrmClient, CrmError, ErrorKind
-from crm_resources.records import SkipRecord
+from crm_resources.records import SkipRecord, is_object
 from crm_resources.registry import crm_name
 from nurturehub_pipelines.store.accounts import Integration
 from nurturehub_pipelines.store.db import DatabaseUnavailable, RetryingConnection, retrying
@@ -257,7 +257,7 @@ class SyncSession:
                 for page in client.pages(stream, since):
                     for raw in page.records:
                         try:
-                            if not isinstance(raw, Mapping):
+                            if not is_object(raw):
                                 raise SkipRecord("record is not an object")
                             record = mapper(raw, page.endpoint)
                         except SkipRecord as skip:

@@ -7,9 +7,11 @@ hot path (bench/README.md, "Where a full sync's time goes"), so it avoids per-ro
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable
 from dataclasses import fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table, select, update
@@ -55,6 +57,7 @@ class RowBatch:
         self.postgres = postgres
         self._fields = _record_fields(record_type, table)
         self.columns = (*self._fields, *_OWN)
+        self._get = attrgetter(*self._fields)
         # SQLite gets parameters as SQLAlchemy would bind them (naive UTC datetimes, 0/1 booleans).
         self._binds = [table.c[name].type.bind_processor(dialect) for name in self._fields]
         self._rows: dict[str, Any] = {}
@@ -72,7 +75,9 @@ class RowBatch:
 
     def _copy_line(self, record: Contact | Lead) -> str:
         raw = canonical_json(record.raw)
-        values = "\t".join([_copy_value(getattr(record, name)) for name in self._fields])
+        values = "\t".join(
+            [v.translate(_COPY_ESCAPES) if type(v) is str else _copy_value(v) for v in self._get(record)]
+        )
         # JSON escapes every control character, so only its backslashes need COPY's escaping.
         raw_text = raw.decode().replace("\\", "\\\\")
         return f"{values}\t{self.integration_id}\t{raw_text}\t{digest(raw)}\t{self._synced_text}\n"
@@ -81,7 +86,7 @@ class RowBatch:
         raw = canonical_json(record.raw)
         values = [
             value if bind is None or value is None else bind(value)
-            for bind, value in zip(self._binds, [getattr(record, name) for name in self._fields], strict=True)
+            for bind, value in zip(self._binds, self._get(record), strict=True)
         ]
         return (*values, self.integration_id, raw.decode(), digest(raw), self._synced_param)
 
@@ -123,7 +128,10 @@ class RowBatch:
                     "ON COMMIT DELETE ROWS"
                 )
                 staged.add(stage)
-            cursor.copy_expert(f"COPY {stage} ({listed}) FROM STDIN", _Lines(self._rows.values()))
+            # One read of the whole batch: a writer thread that came back for the GIL per 8 KiB chunk would
+            # wait out the mapping thread's switch interval each time.
+            text = io.StringIO("".join(self._rows.values()))
+            cursor.copy_expert(f"COPY {stage} ({listed}) FROM STDIN", text, size=len(text.getvalue()) + 1)
             cursor.execute(
                 f"INSERT INTO {self.table.name} ({listed}) SELECT {listed} FROM {stage} {self._upsert_tail()}"
             )
@@ -145,23 +153,6 @@ class RowBatch:
             return int(cursor.rowcount)
         finally:
             cursor.close()
-
-
-class _Lines:
-    """A file-like view of COPY lines for `copy_expert`, read without joining them into one string first."""
-
-    def __init__(self, lines: Iterable[str]) -> None:
-        self._lines = iter(lines)
-
-    def read(self, size: int = -1) -> str:
-        chunk: list[str] = []
-        total = 0
-        for line in self._lines:
-            chunk.append(line)
-            total += len(line)
-            if 0 < size <= total:
-                break
-        return "".join(chunk)
 
 
 def mark_missing_deleted(conn: Connection, table: Table, integration_id: int, seen: Iterable[str]) -> int:
