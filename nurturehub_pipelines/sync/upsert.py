@@ -27,16 +27,23 @@ _NULL = "\\N"
 _OWN = ("integration_id", "raw", "content_hash", "synced_at")
 
 
+def _copy_text(value: str) -> str:
+    # Most fields need no escaping, and four `in` scans cost less than one dict-table `translate`.
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
 def _copy_value(value: Any) -> str:
     if value is None:
         return _NULL
     if type(value) is str:
-        return value.translate(_COPY_ESCAPES)
+        return _copy_text(value)
     if type(value) is bool:
         return "t" if value else "f"
     if isinstance(value, datetime):
         return value.isoformat()
-    return str(value).translate(_COPY_ESCAPES)
+    return _copy_text(str(value))
 
 
 def _record_fields(record_type: type[Contact | Lead], table: Table) -> tuple[str, ...]:
@@ -75,9 +82,7 @@ class RowBatch:
 
     def _copy_line(self, record: Contact | Lead) -> str:
         raw = canonical_json(record.raw)
-        values = "\t".join(
-            [v.translate(_COPY_ESCAPES) if type(v) is str else _copy_value(v) for v in self._get(record)]
-        )
+        values = "\t".join([_copy_text(v) if type(v) is str else _copy_value(v) for v in self._get(record)])
         # JSON escapes every control character, so only its backslashes need COPY's escaping.
         raw_text = raw.decode().replace("\\", "\\\\")
         return f"{values}\t{self.integration_id}\t{raw_text}\t{digest(raw)}\t{self._synced_text}\n"
