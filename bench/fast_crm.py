@@ -210,13 +210,20 @@ class Stream:
         return 0 if since is None else bisect.bisect_left(self.updated, since)
 
 
-def build_stream(crm: str, stream: str, version: str, contacts: int, leads: int) -> Stream:
-    """Render every record of one stream once; sort by (updated_at, id) as both APIs order them."""
+def build_stream(crm: str, stream: str, version: str, contacts: int, leads: int, same: Stream | None = None) -> Stream:
+    """Render every record of one stream once; sort by (updated_at, id) as both APIs order them.
+
+    `same` is a version whose records in slot order are this one's but for the touched ones (r3 for t3):
+    those are reused, not rendered again.
+    """
     size = contacts if stream == "contacts" else leads
     touched = set(touched_slots(size))
     rendered: list[tuple[datetime, int, bytes]] = []
     for slot in range(size):
         record_version, updated = stamps(version, slot, touched, size)
+        if same is not None and slot not in touched:
+            rendered.append((updated, slot, same.records[slot]))
+            continue
         if crm == "openapi":
             record = (
                 openapi_contact(slot, record_version, updated)
@@ -281,7 +288,8 @@ class Dataset:
         self.streams: dict[tuple[str, str], Stream] = {}
         for version in versions:
             for stream in ("contacts", "leads"):
-                data = build_stream(crm, stream, version, contacts, leads)
+                same = self.streams.get(("r3", stream)) if version == "t3" else None  # r3 is in slot order
+                data = build_stream(crm, stream, version, contacts, leads, same)
                 self.streams[(version, stream)] = data
                 for size in PRESIZES[crm]:
                     count = max(1, -(-len(data.records) // size))
