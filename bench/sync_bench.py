@@ -466,9 +466,9 @@ def sqlite_pass(
 
     empty = where / "limit.db"
     db.upgrade(f"sqlite:///{empty}")
-    with db.engine(f"sqlite:///{empty}").begin() as conn:
+    with db.engine(f"sqlite:///{empty}").begin() as conn:  # the rows' integration, for the foreign key
         org = accounts.create_org(conn, "Limit", "owner@limit.example")
-        integration = accounts.add_integration(conn, org["org_id"], "loop", "Limit", {}, {"api_key": "x"})
+        integration = accounts.add_integration(conn, org["org_id"], "loop", "Limit", {}, {})
     for stream_rows in rows.values():
         for row in stream_rows:
             row["integration_id"] = integration
