@@ -18,7 +18,8 @@ The dataset comes in versions under a path prefix, so a round needs no control c
 - `/t3`: `/r3` with 0.1 % of each stream touched (version 3, stamped after every r3 record, so they move
   to the end in `(updated_at, id)` order): what an incremental sync after a full r3 sync finds.
 
-`GET /_requests` answers the requests served per path since the last time it was asked (and resets): the
+`GET /_requests` answers the requests served per path since the last time it was asked (and resets), and
+apart, under "<path> (page size 1)", how many of them asked for one record (a key check's probe): the
 incremental measurement counts its requests per stream with it.
 
 Routes (`{crm}` is `openapi` or `reapit`, `{v}` one of the versions):
@@ -65,6 +66,7 @@ REAPIT_CUSTOMER = "SBOX"
 REAPIT_TOKEN = "fast-crm-reapit-token"
 API_VERSION = "2020-01-31"
 PRESIZES = {"openapi": (100, 500), "reapit": (100,)}
+SIZE_ONE = "{path} (page size 1)"  # /_requests counts these apart too: the auth step's key check asks for 1
 _TYPES = {"sales": "sales_applicant", "lettings": "lettings_applicant", "valuation": "valuation"}
 _TYPES["enquiry"] = "general_enquiry"
 _CONSENT = {"granted": "grant", "denied": "deny", "unknown": "notAsked"}
@@ -410,6 +412,8 @@ class App:
             raise problem(400, "invalid-parameter", str(exc)) from exc
         if not 1 <= limit <= 500:
             raise problem(400, "invalid-parameter", "limit must be between 1 and 500")
+        if limit == 1:  # a key check's probe, told apart in /_requests
+            self.requests[SIZE_ONE.format(path="/" + "/".join([self.data.crm, *parts]))] += 1
         cursor = params.get("cursor")
         if cursor:
             if not (cursor.startswith("c") and cursor[1:].isdigit()):
@@ -450,6 +454,8 @@ class App:
             raise HttpError(422, {"statusCode": 422, "description": str(exc)}) from exc
         if not (1 <= size <= 100 and number >= 1) or params.get("sortby") not in (None, "modified"):
             raise HttpError(422, {"statusCode": 422, "description": "One or more parameters are invalid."})
+        if size == 1:  # a key check's probe, told apart in /_requests
+            self.requests[SIZE_ONE.format(path="/" + "/".join(["reapit", *parts]) + "/")] += 1
         return self.data.page(version, stream, number, size, since_raw)
 
 
