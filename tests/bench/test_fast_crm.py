@@ -129,10 +129,10 @@ def test_the_incremental_filter_finds_the_touched_records(server: fast_crm.FastC
     with _client(server, "t3") as client:
         client.get(path, params={"limit": 1} if server.crm == "openapi" else {"pageSize": 1}).raise_for_status()
         client.get(path, params={"limit": 100} if server.crm == "openapi" else {"pageSize": 100})
-    full = f"/{server.crm}/t3{path}"
+    served = f"/{server.crm}/t3{path}"
     counted = httpx.get(f"{server.root_url}/_requests").json()
     counted.pop("/reapit/token", None)  # _client fetched its token
-    assert counted == {full: 2, fast_crm.SIZE_ONE.format(path=full): 1}
+    assert counted == {served: 2, fast_crm.SIZE_ONE.format(path=served): 1}
     assert httpx.get(f"{server.root_url}/_requests").json() == {}
 
 
