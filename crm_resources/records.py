@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import phonenumbers
 
@@ -45,6 +45,11 @@ class Lead:
     source_updated_at: datetime | None
     deleted: bool
     raw: Mapping[str, Any]
+
+
+def is_object(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    """A JSON object: parsed pages hold dicts, so the exact-type test answers first (the ABC check is slow)."""
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def record_id(raw: Mapping[str, Any], key: str, prefix: str = "") -> str:
@@ -124,12 +129,17 @@ def primary_value(entries: Any, external_id: str, value_key: str = "value") -> A
     """The entry marked primary, else the first (Street, Open API)."""
     if entries is None:
         return None
-    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+    if type(entries) is not list:
         raise SkipRecord("contact details are not a list", external_id)
+    chosen = None
+    for entry in entries:
+        if not is_object(entry):
+            raise SkipRecord("contact details are not a list", external_id)
+        if chosen is None and entry.get("primary") is True:
+            chosen = entry
     if not entries:
         return None
-    chosen = next((e for e in entries if e.get("primary") is True), entries[0])
-    return chosen.get(value_key)
+    return (chosen or entries[0]).get(value_key)
 
 
 def consent(value: Any, mapping: Mapping[Any, str]) -> str:
