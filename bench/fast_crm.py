@@ -18,7 +18,8 @@ The dataset comes in versions under a path prefix, so a round needs no control c
 - `/t3`: `/r3` with 0.1 % of each stream touched (version 3, stamped after every r3 record, so they move
   to the end in `(updated_at, id)` order): what an incremental sync after a full r3 sync finds.
 
-`GET /_requests` answers the requests served per path since the last time it was asked (and resets): the
+`GET /_requests` answers the requests served per path since the last time it was asked (and resets), and
+apart, under "<path> (page size 1)", how many of them asked for one record (a key check's probe): the
 incremental measurement counts its requests per stream with it.
 
 Routes (`{crm}` is `openapi` or `reapit`, `{v}` one of the versions):
@@ -65,6 +66,7 @@ REAPIT_CUSTOMER = "SBOX"
 REAPIT_TOKEN = "fast-crm-reapit-token"
 API_VERSION = "2020-01-31"
 PRESIZES = {"openapi": (100, 500), "reapit": (100,)}
+SIZE_ONE = "{path} (page size 1)"  # /_requests counts these apart too: the auth step's key check asks for 1
 _TYPES = {"sales": "sales_applicant", "lettings": "lettings_applicant", "valuation": "valuation"}
 _TYPES["enquiry"] = "general_enquiry"
 _CONSENT = {"granted": "grant", "denied": "deny", "unknown": "notAsked"}
@@ -210,13 +212,20 @@ class Stream:
         return 0 if since is None else bisect.bisect_left(self.updated, since)
 
 
-def build_stream(crm: str, stream: str, version: str, contacts: int, leads: int) -> Stream:
-    """Render every record of one stream once; sort by (updated_at, id) as both APIs order them."""
+def build_stream(crm: str, stream: str, version: str, contacts: int, leads: int, same: Stream | None = None) -> Stream:
+    """Render every record of one stream once; sort by (updated_at, id) as both APIs order them.
+
+    `same` is a version whose records in slot order are this one's but for the touched ones (r3 for t3):
+    those are reused, not rendered again.
+    """
     size = contacts if stream == "contacts" else leads
     touched = set(touched_slots(size))
     rendered: list[tuple[datetime, int, bytes]] = []
     for slot in range(size):
         record_version, updated = stamps(version, slot, touched, size)
+        if same is not None and slot not in touched:
+            rendered.append((updated, slot, same.records[slot]))
+            continue
         if crm == "openapi":
             record = (
                 openapi_contact(slot, record_version, updated)
@@ -281,7 +290,8 @@ class Dataset:
         self.streams: dict[tuple[str, str], Stream] = {}
         for version in versions:
             for stream in ("contacts", "leads"):
-                data = build_stream(crm, stream, version, contacts, leads)
+                same = self.streams.get(("r3", stream)) if version == "t3" else None  # r3 is in slot order
+                data = build_stream(crm, stream, version, contacts, leads, same)
                 self.streams[(version, stream)] = data
                 for size in PRESIZES[crm]:
                     count = max(1, -(-len(data.records) // size))
@@ -402,6 +412,8 @@ class App:
             raise problem(400, "invalid-parameter", str(exc)) from exc
         if not 1 <= limit <= 500:
             raise problem(400, "invalid-parameter", "limit must be between 1 and 500")
+        if limit == 1:  # a key check's probe, told apart in /_requests
+            self.requests[SIZE_ONE.format(path="/" + "/".join([self.data.crm, *parts]))] += 1
         cursor = params.get("cursor")
         if cursor:
             if not (cursor.startswith("c") and cursor[1:].isdigit()):
@@ -442,6 +454,8 @@ class App:
             raise HttpError(422, {"statusCode": 422, "description": str(exc)}) from exc
         if not (1 <= size <= 100 and number >= 1) or params.get("sortby") not in (None, "modified"):
             raise HttpError(422, {"statusCode": 422, "description": "One or more parameters are invalid."})
+        if size == 1:  # a key check's probe, told apart in /_requests
+            self.requests[SIZE_ONE.format(path="/" + "/".join(["reapit", *parts]) + "/")] += 1
         return self.data.page(version, stream, number, size, since_raw)
 
 
