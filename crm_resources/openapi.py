@@ -84,7 +84,6 @@ OPENAPI = CrmSpec(
     rate=None,  # none published; every 429 carries Retry-After, which the core honours
     since_param="updated_since",
     restart_paging=expired_cursor,
-    max_concurrency=10,  # each integration is a different agency's own server: the CRMs share no limit
 )
 
 

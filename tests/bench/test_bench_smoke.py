@@ -61,13 +61,16 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
 
     dagster = json.loads((results / "dagster_overhead.json").read_text())
     assert dagster["latency"]["n"] == 1 and dagster["throughput"]["runs"] == 2
+    fleet = json.loads((results / "dagster_fleet.json").read_text())["fleet"]
+    assert fleet["runs"] == 3 and fleet["runs_at_once"]["peak"] >= 1  # every run of the tick succeeded
+    assert fleet["cpu_s_per_run"]["daemon"] > 0 and fleet["tick_to_last_success_s"] > 0
 
     alerts = json.loads((results / "alert_latency.json").read_text())
     assert {"sqlite", "postgresql"} <= set(alerts)
 
     table = readme.read_text()
     assert "not run yet" not in table
-    assert "| 4 | Scheduled sync" in table and "Index Scan" in table
+    assert "| 4 | Scheduled sync" in table and "no-change scheduled syncs of one CRM" in table and "Index Scan" in table
     rendered = table.split("<!-- results:begin -->")[1].split("<!-- results:end -->")[0]
     assert "andidate" not in rendered, "every figure is of the shipped code, none of a patched copy"
     print(f"smoke run of every benchmark: {elapsed:.0f} s")
