@@ -23,6 +23,9 @@ from nurturehub_pipelines.sync.canonical import canonical_json, digest
 # COPY's text format: backslash, tab, newline and carriage return are escaped inside a field.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _NULL = "\\N"
+# `content_hash` as PostgreSQL computes it from the staged `raw`: json keeps its input text verbatim, and
+# canonical JSON is ASCII, so these are the bytes `canonical.digest` hashes on SQLite.
+_SERVER_HASH = "encode(sha256(convert_to(raw::text, 'UTF8')), 'hex')"
 # Columns the engine writes itself, after the record's own fields.
 _OWN = ("integration_id", "raw", "content_hash", "synced_at")
 
@@ -83,9 +86,10 @@ class RowBatch:
     def _copy_line(self, record: Contact | Lead) -> str:
         raw = canonical_json(record.raw)
         values = "\t".join([_copy_text(v) if type(v) is str else _copy_value(v) for v in self._get(record)])
-        # JSON escapes every control character, so only its backslashes need COPY's escaping.
+        # JSON escapes every control character, so only its backslashes need COPY's escaping. The hash is
+        # left to the server (`_SERVER_HASH`): the same sha256 of the same bytes, on the database's core.
         raw_text = raw.decode().replace("\\", "\\\\")
-        return f"{values}\t{self.integration_id}\t{raw_text}\t{digest(raw)}\t{self._synced_text}\n"
+        return f"{values}\t{self.integration_id}\t{raw_text}\t{self._synced_text}\n"
 
     def _parameters(self, record: Contact | Lead) -> tuple[Any, ...]:
         raw = canonical_json(record.raw)
@@ -122,6 +126,8 @@ class RowBatch:
         is emptied at commit."""
         stage = f"nh_stage_{self.table.name}"
         listed = ", ".join(self.columns)
+        copied = ", ".join(c for c in self.columns if c != "content_hash")
+        selected = ", ".join(_SERVER_HASH if c == "content_hash" else c for c in self.columns)
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None
         cursor = dbapi.cursor()
@@ -129,16 +135,16 @@ class RowBatch:
             staged: set[str] = conn.connection.info.setdefault("nh_staging_tables", set())
             if stage not in staged:
                 cursor.execute(
-                    f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {self.table.name} INCLUDING DEFAULTS) "
-                    "ON COMMIT DELETE ROWS"
+                    f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
+                    f"SELECT {copied} FROM {self.table.name} WITH NO DATA"
                 )
                 staged.add(stage)
             # One read of the whole batch: a writer thread that came back for the GIL per 8 KiB chunk would
             # wait out the mapping thread's switch interval each time.
             text = io.StringIO("".join(self._rows.values()))
-            cursor.copy_expert(f"COPY {stage} ({listed}) FROM STDIN", text, size=len(text.getvalue()) + 1)
+            cursor.copy_expert(f"COPY {stage} ({copied}) FROM STDIN", text, size=len(text.getvalue()) + 1)
             cursor.execute(
-                f"INSERT INTO {self.table.name} ({listed}) SELECT {listed} FROM {stage} {self._upsert_tail()}"
+                f"INSERT INTO {self.table.name} ({listed}) SELECT {selected} FROM {stage} {self._upsert_tail()}"
             )
             return int(cursor.rowcount)
         finally:

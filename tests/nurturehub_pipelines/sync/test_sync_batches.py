@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from nurturehub_pipelines.store import db
 from nurturehub_pipelines.store.tables import contacts, sync_cursors
 from nurturehub_pipelines.sync import engine
+from nurturehub_pipelines.sync.canonical import content_hash
 
 if TYPE_CHECKING:
     from tests.nurturehub_pipelines.sync.conftest import Harness
@@ -78,3 +79,17 @@ def test_a_failure_part_way_keeps_what_was_read_and_leaves_the_cursor(
     again = harness.sync(page_size=PAGE)
     assert again["contact_import"]["records_affected"] == 450 - 3 * PAGE
     assert harness.count("contacts") == harness.distinct_ids("contacts") == 450
+
+
+def test_the_stored_hash_is_the_canonical_json_hash_on_either_engine(harness: Harness) -> None:
+    """PostgreSQL computes `content_hash` itself from the staged JSON; it must be the hash SQLite's path
+    (and every earlier sync) stored, or an unchanged record would look changed."""
+    harness.control.dataset("openapi", contacts=120, leads=10)
+    harness.sync(full=True)
+
+    query = select(contacts.c.raw, contacts.c.content_hash).where(contacts.c.integration_id == harness.integration_id)
+    with db.engine().connect() as conn:
+        rows = conn.execute(query).all()
+    assert len(rows) == 120
+    assert all(stored == content_hash(raw) for raw, stored in rows)
+    assert harness.sync(full=True)["contact_import"]["records_affected"] == 0
