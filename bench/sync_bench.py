@@ -245,6 +245,14 @@ class App:
                 self.integration_id = accounts.add_integration(
                     conn, self.org_id, self.crm.name, "Bench", settings, credentials
                 )
+            # The embedded Dagster instance is made once per installation (its SQLite schemas): made here,
+            # untimed, so round 1 times a first load of the data, not the first use of the tool.
+            from dagster import DagsterInstance
+
+            from nurturehub_pipelines.instance import ensure_embedded_instance
+
+            ensure_embedded_instance()
+            DagsterInstance.get().dispose()
 
     def point_at(self, version: str) -> None:
         """The round's data: the Open API integration's `base_url` setting (Reapit's is in the env)."""
