@@ -117,17 +117,19 @@ def _streak_counts(i: str) -> list[str]:
     ]
 
 
-def _ensure(i: str, sqlite: bool) -> str:
+def _ensure(i: str, sqlite: bool, where: str = "") -> str:
     verb = "INSERT OR IGNORE INTO" if sqlite else "INSERT INTO"
     tail = "" if sqlite else " ON CONFLICT (integration_id) DO NOTHING"
-    return f"{verb} crm_sync_summary (integration_id, consecutive_failures) VALUES ({i}, 0){tail}"
+    condition = f" WHERE {where}" if where else ""
+    return f"{verb} crm_sync_summary (integration_id, consecutive_failures) SELECT {i}, 0{condition}{tail}"
 
 
 def _gone(i: str) -> str:
-    """An integration with no log rows left (removed, or pruned to nothing) has no summary."""
+    """An integration with no row of any tag (removed, or never synced) has no summary row: so the
+    triggers and `rebuild` agree row for row."""
     return (
         f"DELETE FROM crm_sync_summary WHERE integration_id = {i} "
-        f"AND NOT EXISTS (SELECT 1 FROM crm_sync_log l WHERE l.integration_id = {i})"
+        f"AND NOT EXISTS (SELECT 1 FROM crm_sync_summary_rows k WHERE k.integration_id = {i})"
     )
 
 
@@ -141,8 +143,9 @@ def insert_statements(sqlite: bool) -> list[str]:
     i = "NEW.integration_id"
     failed, completed = TAGS[2], (TAGS[0], TAGS[1])
     is_completed = " OR ".join(f"({tag.matches('NEW')})" for tag in completed)
+    tagged = " OR ".join(f"({tag.matches('NEW')})" for tag in TAGS)
     statements = [
-        _ensure(i, sqlite),
+        _ensure(i, sqlite, tagged),
         # A failed sync after the newest completed one lengthens the streak.
         f"UPDATE crm_sync_summary SET consecutive_failures = consecutive_failures + 1 WHERE integration_id = {i} "
         f"AND {failed.matches('NEW')} AND NOT {_newer_completed(i, 'NEW')}",
