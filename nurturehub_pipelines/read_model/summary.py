@@ -56,7 +56,7 @@ def summarised_cards(
     for row in conn.execute(query):
         streaks[row.integration_id] = row.consecutive_failures
         if row.tag is not None:
-            kinds[row.integration_id][row.tag].append(LogEvent(*row[3:]))
+            kinds[row.integration_id][row.tag].append(LogEvent(*tuple(row)[3:]))
     requested = sync_requests.in_progress(conn, [ref.id for ref in refs], now)
     cards = []
     for ref in refs:

@@ -51,9 +51,7 @@ TAGS = (
     Tag("writing", 1, "{r}.run_id IS NOT NULL AND {r}.event_type <> 'sync_requested'"),
 )
 COMPLETED_TAGS = "('success', 'warning')"
-ROW_COLUMNS = (
-    "occurred_at, event_type, records_affected, records_skipped, outcome, message, run_id, trigger"
-)
+ROW_COLUMNS = "occurred_at, event_type, records_affected, records_skipped, outcome, message, run_id, trigger"
 FUNCTIONS = ("crm_sync_summary_refresh(integer)", "crm_sync_summary_insert()", "crm_sync_summary_changed()")
 TRIGGERS_PG = ("crm_sync_summary_insert", "crm_sync_summary_delete", "crm_sync_summary_update")
 TRIGGERS_SQLITE = (
@@ -182,7 +180,10 @@ def _body(statements: list[str]) -> str:
 
 
 def sqlite_ddl() -> list[str]:
-    refresh_old, refresh_new = refresh_statements("OLD.integration_id", True), refresh_statements("NEW.integration_id", True)
+    refresh_old, refresh_new = (
+        refresh_statements("OLD.integration_id", True),
+        refresh_statements("NEW.integration_id", True),
+    )
     return [
         f"CREATE TRIGGER crm_sync_summary_insert AFTER INSERT ON crm_sync_log FOR EACH ROW BEGIN\n"
         f"{_body(insert_statements(True))}END",

@@ -46,7 +46,14 @@ def write(conn: Connection, iid: int, event_type: str, outcome: str, moment: dat
             "INSERT INTO crm_sync_log (integration_id, run_id, trigger, event_type, outcome, records_affected, "
             "records_skipped, message, occurred_at) VALUES (:i, :run, 'manual', :e, :o, 3, 1, :m, :at) RETURNING id"
         ),
-        {"i": iid, "run": run_id, "e": event_type, "o": outcome, "m": f"{event_type} {outcome}", "at": stamp(conn, moment)},
+        {
+            "i": iid,
+            "run": run_id,
+            "e": event_type,
+            "o": outcome,
+            "m": f"{event_type} {outcome}",
+            "at": stamp(conn, moment),
+        },
     ).scalar_one()
 
 
@@ -70,7 +77,9 @@ def assert_cards_match(conn: Connection, org: int) -> None:
 
 def org_of(conn: Connection, size: int, name: str = "Harbour") -> tuple[int, list[int]]:
     org = accounts.create_org(conn, name, f"owner@{name.lower()}.example")["org_id"]
-    ids = [accounts.add_integration(conn, org, "reapit", f"Office {n}", {"customer_id": f"H{n}"}, {}) for n in range(size)]
+    ids = [
+        accounts.add_integration(conn, org, "reapit", f"Office {n}", {"customer_id": f"H{n}"}, {}) for n in range(size)
+    ]
     return org, ids
 
 
