@@ -3,8 +3,8 @@
 `card` (one integration: the API's PATCH answer, and the reference the summary is tested against) sends
 a card's seeks, each an index seek with a small LIMIT or a range scan bounded by what it counts, so it
 costs the same whatever the size of the log. `cards` reads `crm_sync_summary` (`summary`), which holds the
-results of those same seeks for every integration: 3 statements a page on both engines, whatever the size
-of the organisation.
+results of those same seeks for every integration: 2 statements a page on both engines (the integrations with
+their summaries, their sync requests), whatever the size of the organisation.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from nurturehub_pipelines.read_model.activity import sync_in_progress
 from nurturehub_pipelines.read_model.card import Card, assemble
 from nurturehub_pipelines.read_model.kinds import KIND_SEEKS, last_completed
 from nurturehub_pipelines.read_model.next_sync import next_sync_at
-from nurturehub_pipelines.read_model.refs import IntegrationRef, integration_refs
+from nurturehub_pipelines.read_model.refs import IntegrationRef
 from nurturehub_pipelines.read_model.streaks import failures_since
 from nurturehub_pipelines.read_model.summary import summarised_cards
 from nurturehub_pipelines.store.tables import utcnow
@@ -42,5 +42,4 @@ def cards(conn: Connection, org_id: int, now: datetime | None = None) -> list[Ca
     """The organisation's cards, in integration order."""
     now = now or utcnow()
     next_tick = next_sync_at(now)
-    refs = integration_refs(conn, org_id)
-    return summarised_cards(conn, org_id, refs, now, next_tick) if refs else []
+    return summarised_cards(conn, org_id, now, next_tick)

@@ -1,76 +1,74 @@
-"""An organisation's cards from `crm_sync_summary` (0007, `store/sync_summary`): two statements on the log's
-side whatever the size of the organisation or of the log, on both engines.
+"""An organisation's cards from `crm_sync_summary` (0007, `store/sync_summary`): one statement for the log's
+part of every card, whatever the size of the organisation or of the log, on both engines.
 
-The summary holds the rows `card`'s seeks would return (by the same tags, the run row without its window)
-and the streak `failures_since` would count, kept by the database's triggers; the cards are assembled from
-them by `card.assemble`, as one card is from its seeks. What depends on the time of the read is decided
-here: the activity window of the kept run row (and, in `assemble`, staleness).
+The triggers keep, per integration, the rows `card`'s seeks would return and the streak `failures_since`
+would count, and derive from them `card`: the newest completed sync, the newest finished sync, the newest
+errors and the newest run row, as one JSON value. What depends on the time of the read is decided here and
+in `card.assemble`: whether the run row is within the activity window, and staleness.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import datetime
+import json
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, select
 
-from nurturehub_pipelines.read_model.activity import RUN_ACTIVITY_WINDOW, writing
-from nurturehub_pipelines.read_model.card import Card, assemble
+from nurturehub_pipelines.read_model.activity import RUN_ACTIVITY_WINDOW, STEP_EVENTS
+from nurturehub_pipelines.read_model.card import Card, build
 from nurturehub_pipelines.read_model.events import LogEvent
-from nurturehub_pipelines.read_model.kinds import Kinds, last_completed
-from nurturehub_pipelines.read_model.refs import IntegrationRef
+from nurturehub_pipelines.read_model.refs import REF_COLUMNS, IntegrationRef
 from nurturehub_pipelines.store import sync_requests
-from nurturehub_pipelines.store.tables import crm_sync_summary, crm_sync_summary_rows, integrations
-
-WRITING = "writing"  # the newest row a run wrote (`activity.newest_run_row`, its window left to the reader)
-
-_ROW_COLUMNS = (
-    crm_sync_summary_rows.c.log_id,
-    crm_sync_summary_rows.c.occurred_at,
-    crm_sync_summary_rows.c.event_type,
-    crm_sync_summary_rows.c.records_affected,
-    crm_sync_summary_rows.c.records_skipped,
-    crm_sync_summary_rows.c.outcome,
-    crm_sync_summary_rows.c.message,
-    crm_sync_summary_rows.c.run_id,
-    crm_sync_summary_rows.c.trigger,
-)  # in LogEvent's field order
+from nurturehub_pipelines.store.tables import crm_sync_summary, integrations
 
 
-def summarised_cards(
-    conn: Connection, org_id: int, refs: list[IntegrationRef], now: datetime, next_tick: datetime
-) -> list[Card]:
-    """The cards `card` builds seek by seek, from the summary: one statement for the log, one for requests."""
+def _utc(text: str) -> datetime:
+    """A kept row's time (UTC text on both engines), read as `UTCDateTime` reads SQLite's."""
+    value = datetime.fromisoformat(text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _event(values: list[Any] | None) -> LogEvent | None:
+    if values is None:
+        return None
+    log_id, occurred_at, *rest = values
+    return LogEvent(log_id, _utc(occurred_at), *rest)
+
+
+def _writing(run_row: LogEvent, now: datetime) -> bool:
+    """`activity.writing` of the run row the seek would find: the newest, if within the window."""
+    return run_row.event_type in STEP_EVENTS and run_row.occurred_at >= now - RUN_ACTIVITY_WINDOW
+
+
+def _card(
+    ref: IntegrationRef, streak: int | None, summary: str | None, in_progress: bool, now: datetime, next_tick: datetime
+) -> Card:
+    """`card.assemble`'s card, from the derived summary instead of fetched rows."""
+    completed = latest = run_row = None
+    errors: tuple[LogEvent, ...] = ()
+    if summary is not None:
+        completed_values, latest_values, error_values, run_values = json.loads(summary)
+        completed, latest = _event(completed_values), _event(latest_values)
+        found = (event for event in map(_event, error_values) if event is not None)
+        errors = tuple(sorted(found, key=lambda event: event.order, reverse=True))
+        run_row = _event(run_values)
+    writing = run_row is not None and _writing(run_row, now)
+    return build(ref, latest, completed, errors, streak or 0, in_progress or writing, now, next_tick)
+
+
+def summarised_cards(conn: Connection, org_id: int, now: datetime, next_tick: datetime) -> list[Card]:
+    """The cards `card` builds seek by seek: the integrations with their summaries, then their requests."""
     query = (
-        select(crm_sync_summary.c.integration_id, crm_sync_summary.c.consecutive_failures,
-               crm_sync_summary_rows.c.tag, *_ROW_COLUMNS)
-        .select_from(
-            crm_sync_summary.join(integrations, integrations.c.id == crm_sync_summary.c.integration_id).outerjoin(
-                crm_sync_summary_rows, crm_sync_summary_rows.c.integration_id == crm_sync_summary.c.integration_id
-            )
-        )
+        select(*REF_COLUMNS, crm_sync_summary.c.consecutive_failures, crm_sync_summary.c.card)
+        .select_from(integrations.outerjoin(crm_sync_summary, crm_sync_summary.c.integration_id == integrations.c.id))
         .where(integrations.c.org_id == org_id)
-    )  # fmt: skip
-    kinds: dict[int, Kinds] = defaultdict(lambda: defaultdict(list))
-    streaks: dict[int, int] = {}
-    for row in conn.execute(query):
-        streaks[row.integration_id] = row.consecutive_failures
-        if row.tag is not None:
-            kinds[row.integration_id][row.tag].append(LogEvent(*tuple(row)[3:]))
+        .order_by(integrations.c.id)
+    )
+    rows = conn.execute(query).all()
+    refs = [IntegrationRef(*tuple(row)[: len(REF_COLUMNS)]) for row in rows]
     requested = sync_requests.in_progress(conn, [ref.id for ref in refs], now)
-    cards = []
-    for ref in refs:
-        own = kinds[ref.id]
-        run_rows = [event for event in own.get(WRITING, []) if event.occurred_at >= now - RUN_ACTIVITY_WINDOW]
-        cards.append(
-            assemble(
-                ref,
-                own,
-                last_completed(own),
-                consecutive_failures=streaks.get(ref.id, 0),
-                in_progress=ref.id in requested or writing(run_rows),
-                now=now,
-                next_tick=next_tick,
-            )
-        )
-    return cards
+    return [
+        _card(ref, row.consecutive_failures, row.card, ref.id in requested, now, next_tick)
+        for ref, row in zip(refs, rows, strict=True)
+    ]

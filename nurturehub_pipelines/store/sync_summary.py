@@ -7,8 +7,10 @@ whatever its size or the log's. Triggers, not the writing code, because rows rea
 run too (by hand, another service, `integration remove`, retention): whatever writes the log, the summary
 follows in the same transaction.
 
-- `crm_sync_summary (integration_id, consecutive_failures)`: the failed syncs after the newest completed one;
-- `crm_sync_summary_rows`: a copy of each row that is among the newest `limit` of its tag (`TAGS`).
+- `crm_sync_summary_rows`: a copy of each row that is among the newest `limit` of its tag (`TAGS`);
+- `crm_sync_summary (integration_id, consecutive_failures, card)`: the failed syncs after the newest completed
+  one, and `card`, the kept rows a card shows as one JSON value (`derive_statement`), so that the page reads
+  one narrow row per integration.
 
 An INSERT is folded in incrementally (the new row joins its tags' newest if it is newer than their oldest;
 a newer completed sync recounts the streak behind it, which for a row written in order is an empty range).
@@ -52,6 +54,7 @@ TAGS = (
 )
 COMPLETED_TAGS = "('success', 'warning')"
 ROW_COLUMNS = "occurred_at, event_type, records_affected, records_skipped, outcome, message, run_id, trigger"
+RECENT_ERRORS = 5  # `read_model.RECENT_ERRORS`: the card's errors, newest first
 FUNCTIONS = ("crm_sync_summary_refresh(integer)", "crm_sync_summary_insert()", "crm_sync_summary_changed()")
 TRIGGERS_PG = ("crm_sync_summary_insert", "crm_sync_summary_delete", "crm_sync_summary_update")
 TRIGGERS_SQLITE = (
@@ -131,9 +134,45 @@ def _gone(i: str) -> str:
     )
 
 
+def _event_json(sqlite: bool) -> str:
+    """A kept row as a JSON array in `LogEvent`'s field order; its time as UTC text on both engines."""
+    at = "k.occurred_at" if sqlite else "to_char(k.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+    build = "json_array" if sqlite else "json_build_array"
+    return f"{build}(k.log_id, {at}, {_cols('k.', sqlite).replace('k.occurred_at, ', '')})"
+
+
+def _newest_kept(i: str, tags: str, sqlite: bool, limit: int = 1) -> str:
+    return (
+        f"SELECT {_event_json(sqlite)} AS e, k.occurred_at AS at, k.log_id AS id FROM crm_sync_summary_rows k "
+        f"WHERE k.integration_id = {i} AND k.tag IN {tags} ORDER BY k.occurred_at DESC, k.log_id DESC LIMIT {limit}"
+    )
+
+
+def derive_statement(i: str, sqlite: bool) -> str:
+    """`card`: what the card reads of the kept rows, as one JSON array, recomputed after every change of them:
+    [newest completed sync, newest finished sync, the RECENT_ERRORS newest errors, newest run row]."""
+    completed, finished = "('success', 'warning')", "('success', 'warning', 'failed')"
+    errors = "('failed', 'refused')"
+    if sqlite:
+        one = "json((SELECT e FROM ({q})))"
+        many = "(SELECT json_group_array(json(e)) FROM ({q}))"
+        card = "json_array({0}, {1}, json({2}), {3})"
+    else:
+        one = "(SELECT e FROM ({q}) AS one)"
+        many = "(SELECT coalesce(json_agg(e ORDER BY at DESC, id DESC), '[]') FROM ({q}) AS many)"
+        card = "json_build_array({0}, {1}, {2}, {3})::text"
+    parts = (
+        one.format(q=_newest_kept(i, completed, sqlite)),
+        one.format(q=_newest_kept(i, finished, sqlite)),
+        many.format(q=_newest_kept(i, errors, sqlite, RECENT_ERRORS)),
+        one.format(q=_newest_kept(i, "('writing')", sqlite)),
+    )
+    return f"UPDATE crm_sync_summary SET card = {card.format(*parts)} WHERE integration_id = {i}"
+
+
 def refresh_statements(i: str, sqlite: bool) -> list[str]:
     """The whole recompute of integration `i` (an SQL expression), in order."""
-    return [_ensure(i, sqlite), *_refresh_rows(i, sqlite), *_streak_counts(i), _gone(i)]
+    return [_ensure(i, sqlite), *_refresh_rows(i, sqlite), *_streak_counts(i), derive_statement(i, sqlite), _gone(i)]
 
 
 def insert_statements(sqlite: bool) -> list[str]:
@@ -165,6 +204,7 @@ def insert_statements(sqlite: bool) -> list[str]:
             f"WHERE k.integration_id = {i} AND k.tag = '{tag.name}' "
             f"ORDER BY k.occurred_at DESC, k.log_id DESC LIMIT {tag.limit})"
         )
+    statements.append(derive_statement(i, sqlite) + f" AND ({tagged})")
     return statements
 
 

@@ -156,6 +156,8 @@ crm_sync_summary = Table(
     metadata,
     Column("integration_id", Integer, primary_key=True, autoincrement=False),
     Column("consecutive_failures", Integer, nullable=False, default=0),
+    # JSON: [newest completed, newest finished, newest errors, newest run row] (`sync_summary.derive_statement`)
+    Column("card", Text, nullable=True),
 )
 # A copy of each log row among the newest of its tag (`sync_summary.TAGS`); `log_id` is its crm_sync_log id.
 crm_sync_summary_rows = Table(

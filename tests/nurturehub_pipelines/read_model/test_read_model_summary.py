@@ -197,7 +197,7 @@ def test_an_organisations_cards_send_the_same_statements_for_10_and_100_integrat
             for hours, (event_type, outcome) in enumerate(EVENTS[: 3 + n % 6]):
                 log(conn, iid, event_type, outcome, hours, run_id=f"r{n}")
         counts.append(_statements(conn.engine, lambda org=org: read_model.cards(conn, org, NOW)))
-    assert counts[0] == counts[1] <= 3, counts
+    assert counts[0] == counts[1] <= 2, counts  # the integrations with their summaries; their requests
 
 
 def test_a_prune_leaves_the_summary_as_a_rebuild_would(db_url: str) -> None:

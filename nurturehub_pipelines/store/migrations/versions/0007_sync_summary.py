@@ -27,6 +27,7 @@ def upgrade() -> None:
         "crm_sync_summary",
         sa.Column("integration_id", sa.Integer(), primary_key=True, autoincrement=False),
         sa.Column("consecutive_failures", sa.Integer(), nullable=False),
+        sa.Column("card", sa.Text(), nullable=True),
     )
     op.create_table(
         "crm_sync_summary_rows",
