@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from alembic import command
 from read_model_log import NOW, log
 from sqlalchemy import Connection, Engine, event, inspect, text
 
 from nurturehub_pipelines import read_model
 from nurturehub_pipelines.store import accounts, db, retention, sync_summary
+from tests.support.migrations import migrate
 
 EVENTS = [
     ("sync_finished", "success"),
@@ -216,14 +216,6 @@ def test_a_prune_leaves_the_summary_as_a_rebuild_would(db_url: str) -> None:
     with engine.begin() as conn:
         assert [card.to_json() for card in read_model.cards(conn, org, NOW)] == before
         assert_cards_match(conn, org)
-
-
-def migrate(url: str, direction: str, revision: str) -> None:
-    engine = db.engine(url)
-    config = db.alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        getattr(command, direction)(config, revision)
 
 
 def test_the_migration_backfills_the_summary_and_its_downgrade_drops_it(db_url: str) -> None:
