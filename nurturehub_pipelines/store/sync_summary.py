@@ -55,8 +55,18 @@ TAGS = (
 COMPLETED_TAGS = "('success', 'warning')"
 ROW_COLUMNS = "occurred_at, event_type, records_affected, records_skipped, outcome, message, run_id, trigger"
 RECENT_ERRORS = 5  # `read_model.RECENT_ERRORS`: the card's errors, newest first
-FUNCTIONS = ("crm_sync_summary_refresh(integer)", "crm_sync_summary_insert()", "crm_sync_summary_changed()")
-TRIGGERS_PG = ("crm_sync_summary_insert", "crm_sync_summary_delete", "crm_sync_summary_update")
+FUNCTIONS = (
+    "crm_sync_summary_refresh(integer)",
+    "crm_sync_summary_insert()",
+    "crm_sync_summary_changed()",
+    "crm_sync_summary_truncated()",
+)
+TRIGGERS_PG = (
+    "crm_sync_summary_insert",
+    "crm_sync_summary_delete",
+    "crm_sync_summary_update",
+    "crm_sync_summary_truncate",
+)
 TRIGGERS_SQLITE = (
     "crm_sync_summary_insert",
     "crm_sync_summary_delete",
@@ -267,6 +277,11 @@ def postgres_ddl() -> list[str]:
         "        END LOOP;\n"
         "    END IF;\n"
         "    RETURN NULL;\nEND\n$$",
+        # TRUNCATE fires no DELETE trigger (SQLite has none: its DELETE without WHERE still fires them).
+        "CREATE FUNCTION crm_sync_summary_truncated() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n"
+        "    DELETE FROM crm_sync_summary_rows;\n    DELETE FROM crm_sync_summary;\n    RETURN NULL;\nEND\n$$",
+        "CREATE TRIGGER crm_sync_summary_truncate AFTER TRUNCATE ON crm_sync_log "
+        "FOR EACH STATEMENT EXECUTE FUNCTION crm_sync_summary_truncated()",
         "CREATE TRIGGER crm_sync_summary_insert AFTER INSERT ON crm_sync_log "
         "FOR EACH ROW EXECUTE FUNCTION crm_sync_summary_insert()",
         "CREATE TRIGGER crm_sync_summary_delete AFTER DELETE ON crm_sync_log REFERENCING OLD TABLE AS old_rows "

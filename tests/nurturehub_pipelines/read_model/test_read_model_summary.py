@@ -143,6 +143,10 @@ def test_deleting_the_newest_rows_falls_back_to_the_ones_before(conn: Connection
     assert read_model.cards(conn, org, NOW)[0].health == "pending"
     assert snapshot(conn) == ([], [])
     assert_cards_match(conn, org)
+    if conn.dialect.name == "postgresql":  # TRUNCATE fires no DELETE trigger: its own one empties the summary
+        write(conn, iid, "sync_finished", "error", NOW, "r10")
+        conn.execute(text("TRUNCATE crm_sync_log"))
+        assert snapshot(conn) == ([], [])
 
 
 def test_a_row_written_out_of_order_takes_its_place_in_log_order(conn: Connection) -> None:
