@@ -16,11 +16,15 @@ An INSERT is folded in incrementally (the new row joins its tags' newest if it i
 a newer completed sync recounts the streak behind it, which for a row written in order is an empty range).
 A DELETE that touches a kept row or the streak, and any UPDATE, recompute the integration from the log with
 the same index seeks the card used to send (`refresh`); a delete of anything else (retention's old rows)
-costs one lookup of the summary. PostgreSQL does that once per statement (transition tables), SQLite once a
-row. On PostgreSQL each integration's summary row is locked (`FOR UPDATE`) before it is read, so concurrent
-writers of one integration take turns: at READ COMMITTED (the default) each sees the other's committed
-rows; at REPEATABLE READ or SERIALIZABLE a writer that raced gets a serialization error, never a wrong
-summary. SQLite has one writer at a time.
+costs one lookup of the summary. SQLite runs its triggers a row at a time. PostgreSQL runs them once per
+statement (transition tables): an INSERT statement folds in an integration's row when it brings one, and
+recomputes the integration once when it brings several (a bulk load of one integration would otherwise
+rewrite its summary row once per row, inside one transaction). On PostgreSQL each integration's summary
+row is locked (`FOR UPDATE`, in integration order) before it is read, so concurrent writers of one
+integration take turns: at READ COMMITTED (the default) each sees the other's committed rows; at
+REPEATABLE READ or SERIALIZABLE a writer that raced gets a serialization error, never a wrong summary.
+Writers of different integrations never share a summary row. SQLite has one writer at a time. TRUNCATE
+(PostgreSQL) empties the summary.
 
 What is never stored: the staleness rule and the run activity window depend on the time of the read; the
 kept run row is judged against them by the reader.
@@ -249,15 +253,48 @@ def sqlite_ddl() -> list[str]:
 _LOCK = "PERFORM 1 FROM crm_sync_summary WHERE integration_id = {i} FOR UPDATE"
 
 
+def _postgres_insert_block() -> str:
+    """`insert_statements` for the record `r`, each run only when its condition holds (a plpgsql statement
+    costs even when its WHERE is false): a run's step row runs 5 of them, its `sync_finished` 7, a row of no
+    tag none."""
+    ensure, lengthen, recount, *per_tag, derive = insert_statements(False)
+    failed, completed = TAGS[2].matches("NEW"), f"({TAGS[0].matches('NEW')}) OR ({TAGS[1].matches('NEW')})"
+    lines = [
+        f"{ensure};",
+        f"{_LOCK.format(i='NEW.integration_id')};",
+        f"IF {failed} THEN\n    {lengthen};\nEND IF;",
+        f"IF {completed} THEN\n    {recount};\nEND IF;",
+    ]
+    for tag, (add, trim) in zip(TAGS, zip(per_tag[::2], per_tag[1::2], strict=True), strict=True):
+        lines.append(f"IF {tag.matches('NEW')} THEN\n    {add};\n    {trim};\nEND IF;")
+    lines.append(f"{derive};")
+    tagged = " OR ".join(f"({tag.matches('NEW')})" for tag in TAGS)
+    block = f"IF {tagged} THEN\n" + "".join(f"    {line}\n" for line in "\n".join(lines).split("\n")) + "END IF;"
+    return block.replace("NEW.", "r.")
+
+
 def postgres_ddl() -> list[str]:
     lock = _LOCK.format(i="i")
     refresh = _body([_ensure("i", False), lock, *refresh_statements("i", False)[1:]])
-    insert = _body(insert_statements(False)[:1] + [_LOCK.format(i="NEW.integration_id")] + insert_statements(False)[1:])
+    block = "".join(f"            {line}\n" for line in _postgres_insert_block().split("\n"))
     return [
         "CREATE FUNCTION crm_sync_summary_refresh(i integer) RETURNS void LANGUAGE plpgsql AS $$\nBEGIN\n"
         f"{refresh}END\n$$",
-        "CREATE FUNCTION crm_sync_summary_insert() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n"
-        f"{insert}    RETURN NULL;\nEND\n$$",
+        # An INSERT statement's rows, integration by integration (in id order, so two statements never
+        # deadlock on each other's summaries): one new row is folded in, several recompute the integration
+        # once (a row at a time would rewrite its summary row as often, within one transaction).
+        "CREATE FUNCTION crm_sync_summary_insert() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+        "DECLARE r record; done integer;\nBEGIN\n"
+        "    FOR r IN SELECT n.*, count(*) OVER (PARTITION BY n.integration_id) AS rows_of_integration "
+        "FROM new_rows n ORDER BY n.integration_id, n.occurred_at, n.id LOOP\n"
+        "        IF r.rows_of_integration = 1 THEN\n"
+        f"{block}"
+        "        ELSIF done IS DISTINCT FROM r.integration_id THEN\n"
+        "            PERFORM crm_sync_summary_refresh(r.integration_id);\n"
+        "            done := r.integration_id;\n"
+        "        END IF;\n"
+        "    END LOOP;\n"
+        "    RETURN NULL;\nEND\n$$",
         # One function for DELETE and UPDATE statements: lock every integration they touch (in id order, so
         # two statements never deadlock on each other's summaries), then recompute those that need it.
         "CREATE FUNCTION crm_sync_summary_changed() RETURNS trigger LANGUAGE plpgsql AS $$\n"
@@ -282,8 +319,8 @@ def postgres_ddl() -> list[str]:
         "    DELETE FROM crm_sync_summary_rows;\n    DELETE FROM crm_sync_summary;\n    RETURN NULL;\nEND\n$$",
         "CREATE TRIGGER crm_sync_summary_truncate AFTER TRUNCATE ON crm_sync_log "
         "FOR EACH STATEMENT EXECUTE FUNCTION crm_sync_summary_truncated()",
-        "CREATE TRIGGER crm_sync_summary_insert AFTER INSERT ON crm_sync_log "
-        "FOR EACH ROW EXECUTE FUNCTION crm_sync_summary_insert()",
+        "CREATE TRIGGER crm_sync_summary_insert AFTER INSERT ON crm_sync_log REFERENCING NEW TABLE AS new_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION crm_sync_summary_insert()",
         "CREATE TRIGGER crm_sync_summary_delete AFTER DELETE ON crm_sync_log REFERENCING OLD TABLE AS old_rows "
         "FOR EACH STATEMENT EXECUTE FUNCTION crm_sync_summary_changed()",
         "CREATE TRIGGER crm_sync_summary_update AFTER UPDATE ON crm_sync_log "

@@ -40,21 +40,24 @@ def stamp(conn: Connection, moment: datetime) -> str:
     return moment.isoformat()
 
 
+COLUMNS = (
+    "integration_id, run_id, trigger, event_type, outcome, records_affected, records_skipped, message, occurred_at"
+)
+
+
+def write_many(conn: Connection, rows: list[tuple[int, str, str, datetime, str | None]]) -> list[int]:
+    """One INSERT statement of several rows, as a bulk writer sends them: (integration, type, outcome, time, run)."""
+    values, params = [], {}
+    for n, (iid, event_type, outcome, moment, run_id) in enumerate(rows):
+        values.append(f"(:i{n}, :run{n}, 'manual', :e{n}, :o{n}, 3, 1, :m{n}, :at{n})")
+        params.update({f"i{n}": iid, f"run{n}": run_id, f"e{n}": event_type, f"o{n}": outcome})
+        params.update({f"m{n}": f"{event_type} {outcome}", f"at{n}": stamp(conn, moment)})
+    statement = f"INSERT INTO crm_sync_log ({COLUMNS}) VALUES {', '.join(values)} RETURNING id"
+    return list(conn.execute(text(statement), params).scalars())
+
+
 def write(conn: Connection, iid: int, event_type: str, outcome: str, moment: datetime, run_id: str | None) -> int:
-    return conn.execute(
-        text(
-            "INSERT INTO crm_sync_log (integration_id, run_id, trigger, event_type, outcome, records_affected, "
-            "records_skipped, message, occurred_at) VALUES (:i, :run, 'manual', :e, :o, 3, 1, :m, :at) RETURNING id"
-        ),
-        {
-            "i": iid,
-            "run": run_id,
-            "e": event_type,
-            "o": outcome,
-            "m": f"{event_type} {outcome}",
-            "at": stamp(conn, moment),
-        },
-    ).scalar_one()
+    return write_many(conn, [(iid, event_type, outcome, moment, run_id)])[0]
 
 
 def snapshot(conn: Connection) -> tuple[list[Any], list[Any]]:
@@ -92,10 +95,13 @@ def test_any_mix_of_outside_inserts_deletes_and_updates_keeps_the_cards_right(co
     live: list[int] = []
     for step in range(160):
         choice = rng.random()
-        if choice < 0.65 or not live:
-            event_type, outcome = rng.choice(EVENTS)
-            run_id = None if event_type == "sync_requested" or rng.random() < 0.3 else f"run-{step}"
-            live.append(write(conn, rng.choice(ids), event_type, outcome, rng.choice(moments), run_id))
+        if choice < 0.65 or not live:  # one row a statement, or several (of one or more integrations)
+            batch = []
+            for n in range(1 if rng.random() < 0.7 else rng.randint(2, 6)):
+                event_type, outcome = rng.choice(EVENTS)
+                run_id = None if event_type == "sync_requested" or rng.random() < 0.3 else f"run-{step}-{n}"
+                batch.append((rng.choice(ids), event_type, outcome, rng.choice(moments), run_id))
+            live.extend(write_many(conn, batch))
         elif choice < 0.8:  # delete the newest row of an integration, or any row
             if rng.random() < 0.5:
                 victim = conn.execute(
