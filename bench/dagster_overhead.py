@@ -1,6 +1,8 @@
 """Dagster overhead: a scheduled sync with nothing changed, from submit to SUCCESS through a real daemon.
 
     python -m bench.dagster_overhead [--runs 10] [--batch 10] [--storage postgres|sqlite]
+    python -m bench.dagster_overhead --fleet 1000 [--contacts 100 --leads 50] [--submit] [--out dagster_fleet]
+    python -m bench.dagster_overhead --imports [--repeat 5] [--out dagster_imports]
 
 Set-up: a fresh DAGSTER_HOME whose dagster.yaml is the project's (`instance_config()`: QueuedRunCoordinator
 with its tag limits, run monitoring, no run retries) on PostgreSQL storage (as the repo's dagster.yaml) or the
@@ -18,12 +20,30 @@ Measured:
   server, run workers) spent meanwhile;
 - capacity per 4-hour cycle: concurrency x 4 h / per-run latency, bounded by cores x 4 h / CPU seconds per run,
   and the measured throughput x 4 h.
+
+`--fleet N`: N integrations of one CRM, already synced, and the schedule's real tick: the sync schedules' cron
+is set to one minute a little after the daemon starts, so the daemon's scheduler evaluates
+`sync_reapit_schedule` once and submits N runs through the queue, as every 4 hours in production. Measured:
+from the tick's scheduled time (and from the first run's creation) to the last run's success; the CPU
+seconds of the daemon's process tree (daemon, code server, run workers), the sandbox's, and PostgreSQL's
+(every `postgres` process on the machine) meanwhile, per run; how many runs ran at once; and how close the
+wall time is to `runs x CPU seconds per run / cores`, the time the cores alone would take. The sandbox's rate
+limit is lifted here: it keeps one limit for every customer, where Reapit's is per customer and a run keeps
+within its own customer's by its client's limiter. `--submit` (the smoke run) skips the wait for the tick:
+the bench evaluates the schedule's own function and submits its runs through the queue, as the scheduler does.
+
+`--imports`: what a run worker imports: `python -X importtime -c "import nurturehub_pipelines.definitions"`
+and the same after `import dagster._grpc.impl` (the run worker is the code server's spawn child, which
+unpickles `start_run_in_subprocess` from there and then loads the code location), `--repeat` times each in a
+fresh process; the raw outputs of the last go to bench/results/<out>_*.importtime.txt, with the per-package
+totals and the process's CPU seconds in <out>.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -32,8 +52,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 from sqlalchemy import text
@@ -50,7 +72,7 @@ from bench.common import (
     write_result,
 )
 from crm_sandbox.control import SandboxControl
-from nurturehub_pipelines.instance import CRM_RUN_CEILINGS, instance_config
+from nurturehub_pipelines.instance import instance_config, max_concurrent_syncs
 from nurturehub_pipelines.run_contract import run_config, run_tags
 from nurturehub_pipelines.store import accounts, db
 
@@ -256,6 +278,9 @@ class Submitter:
         self.job = self.repo.get_full_job(f"sync_{CRM}")
 
     def submit(self, integration_id: int, org_id: int) -> tuple[str, float]:
+        return self.submit_request(run_config(integration_id, False), run_tags(integration_id, org_id, CRM, "schedule"))
+
+    def submit_request(self, config: dict[str, Any], tags: dict[str, str]) -> tuple[str, float]:
         from dagster._cli.job import _create_run
 
         run = _create_run(
@@ -263,8 +288,8 @@ class Submitter:
             code_location=self.location,
             remote_repo=self.repo,
             remote_job=self.job,
-            run_config=run_config(integration_id, False),
-            tags=run_tags(integration_id, org_id, CRM, "schedule"),
+            run_config=config,
+            tags=tags,
             op_selection=None,
             run_id=None,
         )
@@ -302,6 +327,257 @@ class Submitter:
         return {kind: round(stamps[kind] - submitted, 3) for kind in EVENTS if kind in stamps}
 
 
+class World:
+    """The bench's set-up: databases, the sandbox, `count` synced integrations, the instance; env applied."""
+
+    def __init__(self, stack: ExitStack, args: argparse.Namespace, count: int, cron: str) -> None:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dagster-bench-")))
+        self.app_url = stack.enter_context(pg_database())
+        dagster_url = None
+        if args.storage == "postgres":
+            dagster_url = stack.enter_context(pg_database("nh_bench_dagster"))
+        self.sandbox = stack.enter_context(sandbox_process())
+        self.control = stack.enter_context(SandboxControl(self.sandbox.root_url))
+        self.control.dataset(CRM, contacts=args.contacts, leads=args.leads)
+        self.env = {
+            **app_env(self.app_url, work / "home"),
+            **self.sandbox.crm_env(),
+            "DAGSTER_HOME": str(work / "dagster"),
+            "NURTUREHUB_SCHEDULE_CRON": cron,
+        }
+        log(f"seeding {count} synced integrations")
+        self.org, self.ids = seed(self.app_url, self.env, count)
+        os.environ.update(self.env)  # before instance_config(): NURTUREHUB_MAX_CONCURRENT_SYNCS may be set
+        write_instance(work / "dagster", args.storage, dagster_url)
+
+        from dagster import DagsterInstance
+
+        with DagsterInstance.get() as instance:  # creates the storage once, before several processes use it
+            instance.get_runs(limit=1)
+
+
+# --- the fleet: one schedule tick of N integrations --------------------------------------------
+
+
+def cpu_seconds_of(pids: list[int]) -> float:
+    """utime+stime (and reaped children's) of the given processes, those still alive."""
+    total = 0
+    for pid in pids:
+        with suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(v) for v in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL server process on this machine (its backends do the sync's database work)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+    return pids
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat: how busy the cores were."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
+def tick_cron(lead_seconds: float) -> tuple[str, datetime]:
+    """A cron that fires once, at the first whole minute at least `lead_seconds` from now (Europe/London, the
+    schedules' timezone): the daemon has started and seen the schedule by then."""
+    at = (datetime.now(UTC) + timedelta(seconds=lead_seconds + 60)).replace(second=0, microsecond=0)
+    local = at.astimezone(ZoneInfo("Europe/London"))
+    return f"{local.minute} {local.hour} {local.day} {local.month} *", at
+
+
+def concurrency(intervals: list[tuple[float, float]]) -> tuple[int, float]:
+    """The most runs in progress at once, and the mean over the span of all of them."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    span = max(end for _, end in intervals) - min(start for start, _ in intervals)
+    return peak, sum(end - start for start, end in intervals) / span if span > 0 else float(len(intervals))
+
+
+def schedule_tick(app_url: str, at: datetime) -> list[Any]:
+    """The RunRequests `sync_reapit_schedule` makes at `at`: its own function, in this process (--submit)."""
+    from dagster import build_schedule_context
+
+    from nurturehub_pipelines.schedules import scheduled_run_requests
+
+    requests = scheduled_run_requests(CRM, build_schedule_context(scheduled_execution_time=at), db.engine(app_url))
+    assert isinstance(requests, list), requests
+    return requests
+
+
+def fleet(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
+    """N no-change scheduled syncs of one CRM from one real schedule tick: bound by the cores, not the queue."""
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    runs = args.fleet
+    cron, tick_at = (NEVER, datetime.now(UTC)) if args.submit else tick_cron(args.tick_lead)
+    with ExitStack() as stack:
+        world = World(stack, args, runs, cron)
+        world.control.rate_limit(CRM, None)  # one limit for every customer in the sandbox; Reapit's is per customer
+        limit = max_concurrent_syncs()
+        log(f"starting dagster-daemon; the tick is at {tick_at:%H:%M:%S} UTC ({cron!r}), {limit} runs at once")
+        process = stack.enter_context(daemon(world.env, results_dir() / f"{args.out}_daemon.log"))
+        sandbox_pid = world.sandbox.process.pid
+        instance = stack.enter_context(DagsterInstance.get())
+        scheduled = RunsFilter(tags={"nurturehub/trigger": "schedule"})
+
+        if args.submit:  # no tick to wait for: let the daemon start and load the code location
+            submitter = Submitter(stack)
+            tick_at = datetime.now(UTC) + timedelta(seconds=args.tick_lead)
+        idle_seconds = min(args.idle_seconds, max(1.0, args.tick_lead - 15))  # after the daemon's start-up
+        while time.time() < tick_at.timestamp() - idle_seconds - 0.5:
+            time.sleep(0.2)
+        # What the daemon costs with nothing to run, just before the tick: its sensors and queue ticking.
+        idle_cpu, idle_from = tree_cpu_seconds(process.pid), time.monotonic()
+        time.sleep(idle_seconds)
+        idle_share = (tree_cpu_seconds(process.pid) - idle_cpu) / (time.monotonic() - idle_from)
+        before = {
+            "daemon": tree_cpu_seconds(process.pid),
+            "sandbox": cpu_seconds_of([sandbox_pid]),
+            "postgres": cpu_seconds_of(pg := postgres_pids()),
+            "machine": machine_busy_seconds(),
+        }
+        if args.submit:
+            tick_at = datetime.now(UTC)
+            for request in schedule_tick(world.app_url, tick_at):
+                submitter.submit_request(request.run_config, request.tags)
+        log(f"waiting for the tick's {runs} runs")
+        deadline = time.monotonic() + args.fleet_timeout
+        while True:
+            done = instance.get_runs_count(RunsFilter(tags=scheduled.tags, statuses=[DagsterRunStatus.SUCCESS]))
+            failed = instance.get_runs_count(
+                RunsFilter(tags=scheduled.tags, statuses=[DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED])
+            )
+            if failed:
+                raise RuntimeError(f"{failed} scheduled runs failed: see {args.out}_daemon.log")
+            if done >= runs:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{done}/{runs} scheduled runs succeeded in {args.fleet_timeout} s")
+            time.sleep(0.5)
+        after = {
+            "daemon": tree_cpu_seconds(process.pid),
+            "sandbox": cpu_seconds_of([sandbox_pid]),
+            "postgres": cpu_seconds_of(pg),  # the same processes: backends started later are not counted
+            "machine": machine_busy_seconds(),
+        }
+        records = instance.get_run_records(filters=scheduled)
+        assert len(records) == runs, f"the tick made {len(records)} runs, not {runs}"
+        assert written(world.app_url, [r.dagster_run.run_id for r in records]) == 0
+        intervals = [(r.start_time or r.create_timestamp.timestamp(), r.end_time or 0.0) for r in records]
+        created = min(r.create_timestamp.timestamp() for r in records)
+        last = max(end for _, end in intervals)
+
+    cores = os.cpu_count() or 1
+    wall = last - tick_at.timestamp()
+    cpu = {name: round(after[name] - before[name], 1) for name in ("daemon", "sandbox", "postgres")}
+    busy = (after["machine"][0] - before["machine"][0]) / max(1e-9, after["machine"][1] - before["machine"][1])
+    per_run = {name: round(value / runs, 3) for name, value in cpu.items()}
+    peak, mean = concurrency(intervals)
+    result.update(
+        {
+            "fleet": {
+                "runs": runs,
+                "crm": CRM,
+                "sync_limit": limit,
+                "cores": cores,
+                "tick_at": tick_at.isoformat(),
+                "trigger": "schedule evaluated and submitted by the bench" if args.submit else "the daemon's tick",
+                "tick_to_first_run_created_s": round(created - tick_at.timestamp(), 2),
+                "tick_to_last_success_s": round(wall, 1),
+                "first_run_created_to_last_success_s": round(last - created, 1),
+                "runs_per_minute": round(runs / wall * 60, 1),
+                "cpu_s": cpu,
+                "cpu_s_per_run": per_run,
+                # Measured over the last seconds before the tick (its sensors and queue ticking); it is in
+                # the per-run figures above, as it is in production.
+                "daemon_idle_cpu_share_of_a_core": round(idle_share, 3),
+                "machine_busy_share": round(busy, 3),  # all cores, every process (other users' too)
+                "runs_at_once": {"peak": peak, "mean": round(mean, 2)},
+                # The time the cores alone need for the daemon's tree (daemon, code server, run workers):
+                # runs x its CPU seconds per run / cores. PostgreSQL's share is not in it: the server is
+                # shared, and its figure counts every user's backends.
+                "cpu_bound_s": round(runs * per_run["daemon"] / cores, 1),
+                "cpu_bound_with_postgres_and_sandbox_s": round(runs * sum(per_run.values()) / cores, 1),
+                "wall_over_cpu_bound": round(wall / (runs * per_run["daemon"] / cores), 2),
+            }
+        }
+    )
+    write_result(args.out, result)
+    return result
+
+
+# --- what a run worker imports -------------------------------------------------------------------
+
+IMPORTTIME = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
+
+
+def importtime_summary(raw: str, top: int = 12) -> dict[str, Any]:
+    """Self time per top-level package, and the modules' total, from `-X importtime` output (microseconds)."""
+    per_package: dict[str, int] = {}
+    total = modules = 0
+    for line in raw.splitlines():
+        match = IMPORTTIME.match(line)
+        if match:
+            modules += 1
+            total += int(match[1])
+            package = match[4].split(".")[0]
+            per_package[package] = per_package.get(package, 0) + int(match[1])
+    ranked = sorted(per_package.items(), key=lambda kv: -kv[1])[:top]
+    return {"total_s": round(total / 1e6, 3), "modules": modules, "top_s": {k: round(v / 1e6, 3) for k, v in ranked}}
+
+
+def imports(args: argparse.Namespace) -> dict[str, Any]:
+    probes = {
+        "definitions": "import nurturehub_pipelines.definitions",
+        "run_worker": "import dagster._grpc.impl; import nurturehub_pipelines.definitions",
+    }
+    result: dict[str, Any] = {"machine": machine(), "repeat": args.repeat}
+    for name, code in probes.items():
+        totals, cpus, raw = [], [], ""
+        for _ in range(args.repeat):
+            timed = f"import resource, sys; {code}; u = resource.getrusage(resource.RUSAGE_SELF); " + (
+                "print(u.ru_utime + u.ru_stime, file=sys.stdout)"
+            )
+            done = subprocess.run(
+                [PYTHON, "-X", "importtime", "-c", timed], cwd=REPO, capture_output=True, text=True, check=True
+            )
+            raw = done.stderr
+            totals.append(importtime_summary(raw)["total_s"])
+            cpus.append(float(done.stdout.split()[-1]))
+        (results_dir() / f"{args.out}_{name}.importtime.txt").write_text(raw)
+        summary = importtime_summary(raw)
+        result[name] = {
+            "code": code,
+            "median_import_s": round(statistics.median(totals), 3),
+            "median_process_cpu_s": round(statistics.median(cpus), 3),  # interpreter start-up included
+            "modules": summary["modules"],
+            "top_s_last_run": summary["top_s"],
+            "not_imported": [m for m in NOT_NEEDED if not re.search(rf"\| +{re.escape(m)}$", raw, re.M)],
+        }
+        figures = result[name]
+        log(f"{name}: median {figures['median_import_s']} s importing, {figures['median_process_cpu_s']} CPU s")
+    write_result(args.out, result)
+    return result
+
+
+# What a sync does not need; listed in the result as absent or not (tests/.../test_code_location_imports.py).
+NOT_NEEDED = ("starlette", "jinja2", "uvicorn", "alembic", "crm_sandbox", "pandas", "numpy")
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -330,36 +606,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="run the daemon (and so its code server and run workers) under py-spy and summarise where a run "
         "worker's time goes; the timings of such a run are not figures",
     )
-    parser.add_argument("--out", default="dagster_overhead")
+    parser.add_argument("--fleet", type=int, default=0, help="N integrations synced from one real schedule tick")
+    parser.add_argument("--tick-lead", type=float, default=30, help="--fleet: seconds from daemon start to tick")
+    parser.add_argument("--fleet-timeout", type=float, default=3600, help="--fleet: give up after this long")
+    parser.add_argument(
+        "--submit",
+        action="store_true",
+        help="--fleet: evaluate the schedule here and submit its runs as the daemon's scheduler does, instead of "
+        "waiting for its real tick (up to a minute): for the smoke run",
+    )
+    parser.add_argument("--imports", action="store_true", help="what the code location and a run worker import")
+    parser.add_argument("--repeat", type=int, default=5, help="--imports: fresh processes per probe")
+    parser.add_argument("--out", default=None, help="result name (default: dagster_overhead/_fleet/_imports)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = "dagster_fleet" if args.fleet else "dagster_imports" if args.imports else "dagster_overhead"
     if args.py_spy:
         args.batch = 0  # py-spy's own CPU would count in the throughput figures
     result: dict[str, Any] = {"machine": machine(), "storage": args.storage, "target_seconds": TARGET_SECONDS}
 
+    if args.imports:
+        return imports(args)
+    if args.fleet:
+        return fleet(args, result)
+
     with ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dagster-bench-")))
-        app_url = stack.enter_context(pg_database())
-        dagster_url = None
-        if args.storage == "postgres":
-            dagster_url = stack.enter_context(pg_database("nh_bench_dagster"))
-        sandbox = stack.enter_context(sandbox_process())
-        control = stack.enter_context(SandboxControl(sandbox.root_url))
-        control.dataset(CRM, contacts=args.contacts, leads=args.leads)
-        env = {
-            **app_env(app_url, work / "home"),
-            **sandbox.crm_env(),
-            "DAGSTER_HOME": str(work / "dagster"),
-            "NURTUREHUB_SCHEDULE_CRON": NEVER,
-        }
-        log(f"seeding {1 + args.batch} synced integrations")
-        org, ids = seed(app_url, env, 1 + args.batch)
-        write_instance(work / "dagster", args.storage, dagster_url)
-        os.environ.update(env)
-
-        from dagster import DagsterInstance
-
-        with DagsterInstance.get() as instance:  # creates the storage once, before several processes use it
-            instance.get_runs(limit=1)
+        world = World(stack, args, 1 + args.batch, NEVER)
+        app_url, env, org, ids = world.app_url, world.env, world.org, world.ids
         log("starting dagster-daemon")
         raw = results_dir() / f"{args.out}_py_spy.txt" if args.py_spy else None
         process = stack.enter_context(daemon(env, results_dir() / f"{args.out}_daemon.log", raw))
@@ -406,7 +679,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         assert written(app_url, [run_id for run_id, _ in batch]) == 0
 
     median = statistics.median(latencies)
-    ceiling = CRM_RUN_CEILINGS[CRM]
+    ceiling = max_concurrent_syncs()  # the queue's sync runs at once on this machine (no per-CRM ceiling)
     # A run's own CPU: the tree's CPU during the batch less what the daemon burns anyway in that time.
     per_run_cpu = max(0.01, (cpu_seconds - idle_share * batch_seconds) / args.batch)
     cores = os.cpu_count() or 1
@@ -432,7 +705,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "seconds": round(batch_seconds, 2),
                 "runs_per_minute": round(args.batch / batch_seconds * 60, 1),
                 "cpu_seconds_per_run": round(per_run_cpu, 2),  # the daemon's idle ticking taken out
-                "reapit_concurrency": ceiling,
+                "sync_concurrency": ceiling,
                 "timeline_s": timeline,  # per run, seconds after the first submit
             },
             "capacity_per_4h": {

@@ -1,8 +1,9 @@
-"""One sync through the real `sync_<crm>` job, in a process of its own so its peak RSS is its own.
+"""One sync through the real `sync_<crm>` job, optionally under pyinstrument: `sync_bench --profile`.
 
-Run by bench/sync_bench.py (not by hand): the environment carries the app database, the sandbox URLs and
-NurtureHub's app credentials, as a deployment's would. Prints one JSON line: the job's time, the process's
-VmHWM and the run's crm_sync_log rows.
+The measured syncs are `nurturehub sync` itself; this child exists for the profile (the job run in process
+with a profiler around it, its figures no figure). Run by bench/sync_bench.py (not by hand): the environment
+carries the app database and the CRM's URLs and app credentials, as a deployment's would. Prints one JSON
+line: the job's time, the process's VmHWM and the run's crm_sync_log rows.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ LIFTED = {"rate_limit_requests": 10**6, "rate_limit_per_seconds": 1.0}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--crm", default="reapit")
+    parser.add_argument("--crm", default="openapi")
     parser.add_argument("--integration", type=int, required=True)
     parser.add_argument("--org", type=int, required=True)
     parser.add_argument("--full", action="store_true", help="a full sync (default: incremental, as scheduled)")

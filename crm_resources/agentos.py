@@ -64,7 +64,6 @@ AGENTOS = CrmSpec(
     default_retry_after=60.0,  # agentOS asks for 60 s when a 429 carries no Retry-After
     blocked_after_rate_limit=True,  # a 403 after repeated 429s: stop, don't hammer
     missing_means_deleted=True,  # a contact that disappears may have withdrawn consent
-    max_concurrency=2,  # 50 requests/min per key on a rolling window, and long waits after a 429
 )
 
 

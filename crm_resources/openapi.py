@@ -28,7 +28,7 @@ LEAD_TYPES = {
 
 def _consent(raw: Mapping[str, Any]) -> str:
     value = raw.get("marketing_consent")
-    status = value.get("status") if isinstance(value, Mapping) else None
+    status = value.get("status") if r.is_object(value) else None
     return r.consent(status, {"granted": "granted", "denied": "denied"})
 
 
@@ -77,14 +77,13 @@ OPENAPI = CrmSpec(
     crm_name="Open API",
     contacts=(Endpoint("/contacts"),),
     leads=(Endpoint("/leads"),),
-    paginator=CursorPaginator("cursor", "meta.next_cursor", "limit", 100, has_more="meta.has_more"),
+    paginator=CursorPaginator("cursor", "meta.next_cursor", "limit", 500, has_more="meta.has_more"),  # limit <= 500
     records="data",
     map_contact=map_contact,
     map_lead=map_lead,
     rate=None,  # none published; every 429 carries Retry-After, which the core honours
     since_param="updated_since",
     restart_paging=expired_cursor,
-    max_concurrency=10,  # each integration is a different agency's own server: the CRMs share no limit
 )
 
 

@@ -67,7 +67,6 @@ REAPIT = CrmSpec(
     auth_message=lambda name, status: (
         "Reapit rejected NurtureHub's credentials — reconnect Reapit in your CRM settings"
     ),
-    max_concurrency=5,  # 5 concurrent requests per customer are published: 5 runs for the whole CRM
 )
 
 

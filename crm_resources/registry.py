@@ -40,10 +40,6 @@ def crm_name(crm: str) -> str:
     return REGISTRY[crm].spec.crm_name if crm in REGISTRY else crm
 
 
-def max_concurrency(crm: str) -> int:
-    return REGISTRY[crm].spec.max_concurrency
-
-
 def resource_from_env(crm: str, **tuning: Any) -> CrmResource:
     """The CRM's resource, each URL or app credential from `{CRM}_{FIELD}` when that is set.
 

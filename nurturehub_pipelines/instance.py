@@ -2,7 +2,7 @@
 
 The repo's `dagster.yaml` (production, PostgreSQL) and the embedded default written under
 `$NURTUREHUB_HOME/dagster` (SQLite) must queue runs the same way, so the shared part is defined once here;
-a test checks that `dagster.yaml` matches it.
+a test checks that `dagster.yaml` matches it (at its figure of sync runs, PRODUCTION_MAX_CONCURRENT_SYNCS).
 """
 
 from __future__ import annotations
@@ -13,19 +13,40 @@ from typing import Any
 
 import yaml
 
-from crm_resources import registry
 from nurturehub_pipelines import settings
 from nurturehub_pipelines.run_contract import SERVICE_ALERT_DELIVERY, TAG_CRM, TAG_INTEGRATION, TAG_SERVICE
 
+# How many sync runs may run at once on this deployment, whatever their CRM. The vendors' limits are per
+# customer (Reapit: 5 concurrent requests and 20 req/s per customer; agentOS: 50 req/min per key), and one
+# run per integration already keeps each customer at one run, so the queue only protects what the runs
+# share: this machine's cores (a run worker is CPU-bound: start-up and imports) and the database's
+# connections. A per-CRM ceiling across all customers would only make one agency's long full sync take a
+# share of every other agency's capacity.
+MAX_SYNCS_ENV = "NURTUREHUB_MAX_CONCURRENT_SYNCS"
+RUNS_PER_CORE = 2  # a run also waits on HTTP and the database: two per core keep the cores busy
+# PostgreSQL's default max_connections is 100; a sync run holds a few (its streams, the log, Dagster's
+# storage) beside the daemon, code server, webserver and page: 20 runs at once leave room for the rest.
+DATABASE_RUN_CEILING = 20
+# The figure in the repo's static dagster.yaml and deploy/dagster.k8s.yaml: Dagster reads `{env: ...}` for
+# `max_concurrent_runs` but not for a tag limit, and the alert slot needs both to move together, so a
+# static file carries the number (one place, the `nurturehub/crm` limit; see docs/operations.md).
+PRODUCTION_MAX_CONCURRENT_SYNCS = DATABASE_RUN_CEILING
 
-def crm_run_ceilings() -> dict[str, int]:
-    """How many sync runs of each CRM may run at once, across all integrations: each CRM's declared
-    `CrmSpec.max_concurrency`, read from the registry when asked, so a CRM added there gets a ceiling."""
-    return {crm: registry.max_concurrency(crm) for crm in registry.CRMS}
+
+def default_max_concurrent_syncs(cores: int | None = None) -> int:
+    """Two sync runs per core, within what the database's connections allow."""
+    return max(1, min(RUNS_PER_CORE * (cores or os.cpu_count() or 1), DATABASE_RUN_CEILING))
 
 
-# The figures as the registry declares them at import, for readers that want the table (bench).
-CRM_RUN_CEILINGS: dict[str, int] = crm_run_ceilings()
+def max_concurrent_syncs() -> int:
+    """NURTUREHUB_MAX_CONCURRENT_SYNCS when set (a positive whole number), else the default for this machine."""
+    raw = os.environ.get(MAX_SYNCS_ENV, "").strip()
+    if not raw:
+        return default_max_concurrent_syncs()
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{MAX_SYNCS_ENV} must be a whole number of runs, 1 or more (got {raw!r})")
+    return int(raw)
+
 
 # A run killed together with its code server stays STARTED until run monitoring times it out; 3 hours is
 # longer than any full sync and shorter than the 4-hour schedule, so a dead run never holds its
@@ -34,31 +55,34 @@ CRM_RUN_CEILINGS: dict[str, int] = crm_run_ceilings()
 MAX_RUNTIME_SECONDS = 3 * 60 * 60
 
 
-def run_coordinator_config() -> dict[str, Any]:
-    """QueuedRunCoordinator: one run at a time per integration, each CRM's ceiling, and a slot for alerts."""
-    ceilings = crm_run_ceilings()
+def run_coordinator_config(max_syncs: int) -> dict[str, Any]:
+    """QueuedRunCoordinator: one run at a time per integration, `max_syncs` sync runs, and a slot for alerts."""
     return {
         "module": "dagster._core.run_coordinator",
         "class": "QueuedRunCoordinator",
         "config": {
             # +1 keeps a slot for alert delivery, so a full sync queue never delays an alert past 60 s.
-            "max_concurrent_runs": sum(ceilings.values()) + 1,
+            "max_concurrent_runs": max_syncs + 1,
             "dequeue_interval_seconds": 1,  # a Sync Now must start within 10 s; a tick is one cheap query
             "dequeue_use_threads": True,
             "dequeue_num_workers": 8,
             "tag_concurrency_limits": [
                 {"key": TAG_INTEGRATION, "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
-                *({"key": TAG_CRM, "value": crm, "limit": limit} for crm, limit in ceilings.items()),
+                # No value: the limit counts every sync run (each carries its CRM's tag), whatever the CRM.
+                {"key": TAG_CRM, "limit": max_syncs},
                 {"key": TAG_SERVICE, "value": SERVICE_ALERT_DELIVERY, "limit": 1},
             ],
         },
     }
 
 
-def instance_config() -> dict[str, Any]:
-    """Everything but storage: the part of dagster.yaml the embedded default and production share."""
+def instance_config(max_syncs: int | None = None) -> dict[str, Any]:
+    """Everything but storage: the part of dagster.yaml the embedded default and production share.
+
+    `max_syncs` None: this deployment's figure (`max_concurrent_syncs()`); the static production files pass
+    PRODUCTION_MAX_CONCURRENT_SYNCS."""
     return {
-        "run_coordinator": run_coordinator_config(),
+        "run_coordinator": run_coordinator_config(max_concurrent_syncs() if max_syncs is None else max_syncs),
         # Marks runs failed that never start, hang while cancelling or outlive MAX_RUNTIME_SECONDS, so the
         # failure sensor can write their sync_finished/error row.
         "run_monitoring": {
@@ -78,17 +102,24 @@ def instance_config() -> dict[str, Any]:
     }
 
 
+EMBEDDED_HEADER = "# Written by nurturehub: the embedded default (SQLite under this folder), see instance.py.\n"
+
+
 def ensure_embedded_instance() -> Path:
     """Point DAGSTER_HOME at the embedded default, writing its dagster.yaml unless one is there already."""
     home = settings.dagster_home().resolve()
     config_file = home / "dagster.yaml"
-    if not config_file.exists():
-        header = "# Written by nurturehub: the embedded default (SQLite under this folder), see instance.py.\n"
+    # Telemetry off on the embedded default only: a laptop demo should not phone home; production
+    # operators decide in their own dagster.yaml.
+    config = {**instance_config(), "telemetry": {"enabled": False}}
+    wanted = EMBEDDED_HEADER + yaml.safe_dump(config, sort_keys=False)
+    current = config_file.read_text() if config_file.exists() else None
+    # Written when missing, and rewritten when it is ours and out of date (NURTUREHUB_MAX_CONCURRENT_SYNCS
+    # or the machine's cores changed); an operator's own file (no header) is left alone.
+    if current is None or (current.startswith(EMBEDDED_HEADER) and current != wanted):
+        home.mkdir(parents=True, exist_ok=True)
         tmp = config_file.with_suffix(f".yaml.{os.getpid()}.tmp")
-        # Telemetry off on the embedded default only: a laptop demo should not phone home; production
-        # operators decide in their own dagster.yaml.
-        config = {**instance_config(), "telemetry": {"enabled": False}}
-        tmp.write_text(header + yaml.safe_dump(config, sort_keys=False))
+        tmp.write_text(wanted)
         tmp.replace(config_file)  # atomic: two commands starting together never see half a file
     os.environ["DAGSTER_HOME"] = str(home)
     return home

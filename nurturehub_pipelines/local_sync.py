@@ -95,8 +95,8 @@ def run_sync(integration_id: int, full: bool, trigger: str = "manual", log_file:
     """Run the integration's sync job in process; with `log_file`, Dagster's event log goes there, not stderr."""
     from dagster import DagsterInstance
 
-    from nurturehub_pipelines.definitions import defs
-    from nurturehub_pipelines.run_contract import job_name, run_config, run_tags
+    from nurturehub_pipelines.jobs import build_sync_job
+    from nurturehub_pipelines.run_contract import run_config, run_tags
     from nurturehub_pipelines.store import accounts, db
     from nurturehub_pipelines.store.tables import crm_sync_log
 
@@ -112,7 +112,8 @@ def run_sync(integration_id: int, full: bool, trigger: str = "manual", log_file:
         DagsterInstance.get() as instance,
         heartbeat.beating(instance, run_id, every),
     ):
-        result = defs.resolve_job_def(job_name(integration.crm)).execute_in_process(
+        # The CRM's job alone (it binds its own resources), not the whole code location: what a sync needs.
+        result = build_sync_job(integration.crm).execute_in_process(
             run_config=run_config(integration.id, full),
             tags=tags,
             instance=instance,

@@ -20,7 +20,6 @@ from dagster import (
 
 from nurturehub_pipelines import settings
 from nurturehub_pipelines.resources import AppDatabase
-from nurturehub_pipelines.store import retention
 
 JOB_NAME = "prune_sync_log_job"
 SCHEDULE_NAME = "prune_sync_log"
@@ -46,6 +45,10 @@ def prune_sync_history(context: OpExecutionContext, config: PruneConfig, app_db:
         )
     except ValueError as exc:
         raise Failure(str(exc)) from exc
+    # Imported here: the rule reads the read model's seeks (and so the whole read model), which the code
+    # location every sync's run worker imports has no other use for.
+    from nurturehub_pipelines.store import retention
+
     pruned = retention.prune(app_db.engine(), days)
     context.log.info(f"Retention of {days} days: deleted {pruned.deleted}")
     return Output(

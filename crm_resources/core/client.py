@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_exponential_jitter
 
 from crm_resources.core.auth import OAuth2ClientCredentials, TokenRefused
@@ -197,7 +198,7 @@ class CrmClient:
             problem = "an HTML page instead of JSON"
         else:
             try:
-                body = response.json()
+                body = _json(response)
             except (ValueError, UnicodeDecodeError) as exc:
                 problem = f"truncated or invalid JSON ({str(exc).split(':')[0]})"
         if problem is None and not (isinstance(body, dict) and isinstance(body.get(self.spec.records), list)):
@@ -334,6 +335,20 @@ class CrmClient:
         if error.retryable:
             return CrmError(error.kind, f"{error.message} — NurtureHub tries again at the next sync")
         return error
+
+
+def _json(response: httpx.Response) -> Any:
+    """orjson first (pages are most of a sync's parsing); a body it refuses (not UTF-8: httpx honours a
+    declared charset) gets httpx's own decoding, whose error, if any, is the one reported. Neither
+    accepts NaN or Infinity, which JSON does not have (and orjson would write back as null)."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.json(parse_constant=_not_json)
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

@@ -52,10 +52,6 @@ class CrmSpec:
     blocked_after_rate_limit: bool = False  # agentOS: a 403 after 429s means "stop, don't hammer"
     missing_means_deleted: bool = False  # agentOS: a record gone from a full read may have withdrawn consent
     restart_paging: Callable[[httpx.Response], bool] | None = None  # Open API: expired cursor
-    # Sync runs of this CRM at once, across all integrations: the run queue's per-CRM ceiling
-    # (nurturehub_pipelines/instance.py), so one CRM's backlog can't starve the others and a full schedule
-    # tick never hammers a vendor. The CRM's published concurrency where there is one; else 5.
-    max_concurrency: int = 5
 
     def endpoints(self, stream: str) -> tuple[Endpoint, ...]:
         return self.contacts if stream == "contacts" else self.leads

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, select
 
+from nurturehub_pipelines.store.dialect import dialect_insert
 from nurturehub_pipelines.store.tables import sync_cursors, utcnow
-from nurturehub_pipelines.sync.upsert import dialect_insert
 
 # A CRM's clock and its paging are not exact: re-read a little behind the mark (upserts absorb it).
 LOOK_BACK = timedelta(minutes=5)

@@ -1,110 +1,169 @@
-"""Bulk, idempotent upserts: one statement a page, and only changed rows are written or counted."""
+"""Bulk, idempotent upserts: one batch of pages a statement, and only changed rows are written or counted.
+
+A batch is built as it will travel: COPY text on PostgreSQL, parameter tuples on SQLite, each record
+serialised once (its canonical JSON is both hashed and stored). The per-record work here is the engine's
+hot path (bench/README.md, "Where a full sync's time goes"), so it avoids per-row dicts and generic dispatch.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Connection, Table, or_, select, update
+from sqlalchemy import Connection, Dialect, Table, select, update
 
 from crm_resources.records import Contact, Lead
-from nurturehub_pipelines.store.dialect import dialect_insert
 from nurturehub_pipelines.store.tables import utcnow
+from nurturehub_pipelines.sync.canonical import canonical_json, digest
 
-_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (Contact, Lead)}
-
-
-def canonical_json(raw: Any) -> str:
-    return json.dumps(raw, sort_keys=True, default=str, separators=(",", ":"))
-
-
-def content_hash(raw: Any) -> str:
-    return hashlib.sha256(canonical_json(raw).encode()).hexdigest()
-
-
-def upsert_records(conn: Connection, table: Table, integration_id: int, records: Sequence[Contact | Lead]) -> int:
-    """Insert new records and update changed ones; returns how many rows were written.
-
-    An unchanged record (same raw content, same deleted flag) matches the conflict target but
-    fails the WHERE, so it is neither rewritten nor counted: overlapping reads are harmless.
-    """
-    if not records:
-        return 0
-    now = utcnow()
-    postgres = conn.dialect.name == "postgresql"
-    rows: dict[str, dict[str, Any]] = {}
-    for record in records:  # last one wins if a page repeats an id (one statement can't hit a row twice)
-        row = {name: getattr(record, name) for name in _FIELDS[type(record)]}  # shallow: raw is not copied
-        raw_json = canonical_json(record.raw)  # serialised once: hashed here, and COPY's text on PostgreSQL
-        row.update(integration_id=integration_id, content_hash=hashlib.sha256(raw_json.encode()).hexdigest())
-        row["synced_at"] = now
-        if postgres:
-            row["raw"] = raw_json
-        rows[record.external_id] = row
-    if postgres:
-        return _merge_via_copy(conn, table, list(rows.values()))
-    stmt = dialect_insert(conn, table)
-    changing = [c.name for c in table.columns if c.name not in ("id", "integration_id", "external_id")]
-    upsert = stmt.on_conflict_do_update(
-        index_elements=[table.c.integration_id, table.c.external_id],
-        set_={name: stmt.excluded[name] for name in changing},
-        where=or_(table.c.content_hash != stmt.excluded.content_hash, table.c.deleted != stmt.excluded.deleted),
-    ).returning(table.c.id)
-    return len(conn.execute(upsert, list(rows.values())).all())
+# COPY's text format: backslash, tab, newline and carriage return are escaped inside a field.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NULL = "\\N"
+# `content_hash` as PostgreSQL computes it from the staged `raw`: json keeps its input text verbatim, and
+# canonical JSON is ASCII, so these are the bytes `canonical.digest` hashes on SQLite.
+_SERVER_HASH = "encode(sha256(convert_to(raw::text, 'UTF8')), 'hex')"
+# Columns the engine writes itself, after the record's own fields.
+_OWN = ("integration_id", "raw", "content_hash", "synced_at")
 
 
-def _copy_field(value: Any) -> str:
-    """One field in COPY's text format (`raw` arrives already serialised)."""
-    if type(value) is str:
-        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+def _copy_text(value: str) -> str:
+    # Most fields need no escaping, and four `in` scans cost less than one dict-table `translate`.
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def _copy_value(value: Any) -> str:
     if value is None:
-        return "\\N"
-    if isinstance(value, bool):
+        return _NULL
+    if type(value) is str:
+        return _copy_text(value)
+    if type(value) is bool:
         return "t" if value else "f"
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, Mapping):
-        value = json.dumps(value, default=str)
-    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return _copy_text(str(value))
 
 
-def _merge_via_copy(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
-    """PostgreSQL: COPY the page into a per-connection staging table, then one INSERT .. SELECT .. ON CONFLICT.
+def _record_fields(record_type: type[Contact | Lead], table: Table) -> tuple[str, ...]:
+    """The record's fields that are table columns, in the table's column order."""
+    names = {f.name for f in fields(record_type)} - {"raw"}
+    return tuple(c.name for c in table.columns if c.name in names)
 
-    The same statement and semantics as the portable path, but the rows travel as COPY text instead of a
-    VALUES list of ~1,300 parameters that SQLAlchemy binds and the server parses (bench/README.md: the
-    full sync goes from ~50 % to ~80 % of the fetch+COPY limit). The staging table is emptied at commit.
-    """
-    columns = [c.name for c in table.columns if c.name != "id"]
-    changing = [name for name in columns if name not in ("integration_id", "external_id")]
-    stage = f"nh_stage_{table.name}"
-    listed = ", ".join(columns)
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None
-    cursor = dbapi.cursor()
-    try:
-        staged: set[str] = conn.connection.info.setdefault("nh_staging_tables", set())
-        if stage not in staged:
-            cursor.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            )
-            staged.add(stage)
-        text = "".join("\t".join(_copy_field(row[name]) for name in columns) + "\n" for row in rows)
-        cursor.copy_expert(f"COPY {stage} ({listed}) FROM STDIN", io.StringIO(text))
-        cursor.execute(
-            f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM {stage} "
+
+class RowBatch:
+    """One stream's records awaiting one write; a record repeated (it moved while paging) counts once,
+    and the newest read of it wins, since one statement can't write a row twice."""
+
+    def __init__(self, table: Table, integration_id: int, dialect: Dialect) -> None:
+        record_type = Contact if table.name == "contacts" else Lead
+        postgres = dialect.name == "postgresql"
+        self.table = table
+        self.integration_id = integration_id
+        self.postgres = postgres
+        self._fields = _record_fields(record_type, table)
+        self.columns = (*self._fields, *_OWN)
+        self._get = attrgetter(*self._fields)
+        # SQLite gets parameters as SQLAlchemy would bind them (naive UTC datetimes, 0/1 booleans).
+        self._binds = [table.c[name].type.bind_processor(dialect) for name in self._fields]
+        self._rows: dict[str, Any] = {}
+        self._build: Callable[[Contact | Lead], Any] = self._copy_line if postgres else self._parameters
+        synced_at = utcnow()
+        self._synced_text = synced_at.isoformat()
+        bind_time = table.c.synced_at.type.bind_processor(dialect)
+        self._synced_param = bind_time(synced_at) if bind_time else synced_at
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, record: Contact | Lead) -> None:
+        self._rows[record.external_id] = self._build(record)
+
+    def _copy_line(self, record: Contact | Lead) -> str:
+        raw = canonical_json(record.raw)
+        values = "\t".join([_copy_text(v) if type(v) is str else _copy_value(v) for v in self._get(record)])
+        # JSON escapes every control character, so only its backslashes need COPY's escaping. The hash is
+        # left to the server (`_SERVER_HASH`): the same sha256 of the same bytes, on the database's core.
+        raw_text = raw.decode().replace("\\", "\\\\")
+        return f"{values}\t{self.integration_id}\t{raw_text}\t{self._synced_text}\n"
+
+    def _parameters(self, record: Contact | Lead) -> tuple[Any, ...]:
+        raw = canonical_json(record.raw)
+        values = [
+            value if bind is None or value is None else bind(value)
+            for bind, value in zip(self._binds, self._get(record), strict=True)
+        ]
+        return (*values, self.integration_id, raw.decode(), digest(raw), self._synced_param)
+
+    def write(self, conn: Connection) -> int:
+        """Insert new records and update changed ones; returns how many rows were written.
+
+        An unchanged record (same raw content, same deleted flag) matches the conflict target but fails
+        the WHERE, so it is neither rewritten nor counted: overlapping reads are harmless.
+        """
+        if not self._rows:
+            return 0
+        if self.postgres:
+            return self._merge_via_copy(conn)
+        return self._executemany(conn)
+
+    def _upsert_tail(self) -> str:
+        name = self.table.name
+        changing = [c for c in self.columns if c not in ("integration_id", "external_id")]
+        return (
             "ON CONFLICT (integration_id, external_id) DO UPDATE SET "
-            + ", ".join(f"{name} = excluded.{name}" for name in changing)
-            + f" WHERE {table.name}.content_hash <> excluded.content_hash OR {table.name}.deleted <> excluded.deleted"
+            + ", ".join(f"{column} = excluded.{column}" for column in changing)
+            + f" WHERE {name}.content_hash <> excluded.content_hash OR {name}.deleted <> excluded.deleted"
         )
-        return int(cursor.rowcount)
-    finally:
-        cursor.close()
+
+    def _merge_via_copy(self, conn: Connection) -> int:
+        """COPY into a per-connection staging table, then one INSERT .. SELECT .. ON CONFLICT: the rows
+        travel as COPY text instead of a VALUES list the server parses (bench/README.md). The staging table
+        is emptied at commit."""
+        stage = f"nh_stage_{self.table.name}"
+        listed = ", ".join(self.columns)
+        copied = ", ".join(c for c in self.columns if c != "content_hash")
+        selected = ", ".join(_SERVER_HASH if c == "content_hash" else c for c in self.columns)
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        cursor = dbapi.cursor()
+        try:
+            staged: set[str] = conn.connection.info.setdefault("nh_staging_tables", set())
+            if stage not in staged:
+                cursor.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
+                    f"SELECT {copied} FROM {self.table.name} WITH NO DATA"
+                )
+                staged.add(stage)
+            # One read of the whole batch: a writer thread that came back for the GIL per 8 KiB chunk would
+            # wait out the mapping thread's switch interval each time.
+            text = io.StringIO("".join(self._rows.values()))
+            cursor.copy_expert(f"COPY {stage} ({copied}) FROM STDIN", text, size=len(text.getvalue()) + 1)
+            cursor.execute(
+                f"INSERT INTO {self.table.name} ({listed}) SELECT {selected} FROM {stage} {self._upsert_tail()}"
+            )
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def _executemany(self, conn: Connection) -> int:
+        listed = ", ".join(self.columns)
+        slots = ", ".join("?" for _ in self.columns)
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        cursor = dbapi.cursor()
+        try:
+            cursor.executemany(
+                f"INSERT INTO {self.table.name} ({listed}) VALUES ({slots}) {self._upsert_tail()}",
+                list(self._rows.values()),
+            )
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
 
 
 def mark_missing_deleted(conn: Connection, table: Table, integration_id: int, seen: Iterable[str]) -> int:

@@ -44,10 +44,14 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-4000:]
 
     sync = json.loads((results / "sync.json").read_text())
-    assert sync["full_lifted"]["events"]["contact_import"]["records_affected"] == 200
-    assert sync["full_published"]["events"]["lead_update"]["records_affected"] == 100
+    every = {"contacts": 200, "leads": 100}
+    ours = sync["repeats"][0]["ours"]
+    assert [ours[version]["written"] for version in ("r1", "r2", "r3")] == [every] * 3, "each round writes all"
+    assert sync["repeats"][0]["sqlite"]["ours"]["written"] == every
+    assert sync["server_proof"]["100"]["records"] == 300
     assert sync["incremental"]["requests"]["contacts"] <= 2 and sync["incremental"]["requests"]["leads"] <= 2
-    assert sync["full_lifted"]["share_of_limit"] > 0, "the shipped engine measured against the limit"
+    assert sync["incremental"]["written"] == {"contacts": 1, "leads": 1}
+    assert sync["summary"]["rounds"]["r1"]["ours_share_of_limit"] > 0, "the shipped engine measured against the limit"
 
     read_model = json.loads((results / "read_model.json").read_text())
     for engine in ("postgresql", "sqlite"):
@@ -57,13 +61,16 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
 
     dagster = json.loads((results / "dagster_overhead.json").read_text())
     assert dagster["latency"]["n"] == 1 and dagster["throughput"]["runs"] == 2
+    fleet = json.loads((results / "dagster_fleet.json").read_text())["fleet"]
+    assert fleet["runs"] == 3 and fleet["runs_at_once"]["peak"] >= 1  # every run of the tick succeeded
+    assert fleet["cpu_s_per_run"]["daemon"] > 0 and fleet["tick_to_last_success_s"] > 0
 
     alerts = json.loads((results / "alert_latency.json").read_text())
     assert {"sqlite", "postgresql"} <= set(alerts)
 
     table = readme.read_text()
     assert "not run yet" not in table
-    assert "| 4 | Scheduled sync" in table and "Index Scan" in table
+    assert "| 4 | Scheduled sync" in table and "no-change scheduled syncs of one CRM" in table and "Index Scan" in table
     rendered = table.split("<!-- results:begin -->")[1].split("<!-- results:end -->")[0]
     assert "andidate" not in rendered, "every figure is of the shipped code, none of a patched copy"
     print(f"smoke run of every benchmark: {elapsed:.0f} s")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nurturehub_pipelines.instance import instance_config
+from nurturehub_pipelines.instance import PRODUCTION_MAX_CONCURRENT_SYNCS, instance_config
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "dagster.k8s.yaml"
@@ -18,7 +18,7 @@ def test_the_k8s_instance_queues_runs_exactly_as_the_repo_dagster_yaml() -> None
     repo = yaml.safe_load((REPO / "dagster.yaml").read_text())
     launcher = config.pop("run_launcher")
     assert config.pop("storage") == repo["storage"]
-    assert config == instance_config()  # tag limits, monitoring, no run retries, threads
+    assert config == instance_config(PRODUCTION_MAX_CONCURRENT_SYNCS)  # tag limits, monitoring, no run retries, threads
     assert (launcher["module"], launcher["class"]) == ("dagster_k8s", "K8sRunLauncher")
     assert launcher["config"]["run_k8s_config"]["job_spec_config"]["backoff_limit"] == 0  # one run, one outcome
 

@@ -39,8 +39,16 @@ def test_phone_is_e164_with_gb_default_or_kept_as_given(value: str) -> None:
     assert phone(value, "c1") == slow_path(value.strip())
 
 
-def test_every_gb_mobile_layout_agrees_with_phonenumbers() -> None:
+@pytest.mark.parametrize("first", ["1", "2", "3", "7"])
+def test_every_gb_ten_digit_layout_agrees_with_phonenumbers(first: str) -> None:
+    """The fast path's numbers (mobiles 07, landlines 01/02, 03): the same answer as phonenumbers."""
     for n in range(0, 1_000_000_000, 7_919_777):
-        digits = f"7{n:09d}"
-        for layout in (f"0{digits}", f"+44 {digits[:4]} {digits[4:]}", f"0{digits[:4]}-{digits[4:]}"):
+        digits = f"{first}{n:09d}"
+        for layout in (
+            f"0{digits}",
+            f"+44 {digits[:4]} {digits[4:]}",
+            f"0{digits[:4]}-{digits[4:]}",
+            f"(0{digits[:2]}) {digits[2:6]} {digits[6:]}",
+            f"0044 {digits}",
+        ):
             assert phone(layout, "c1") == slow_path(layout), layout

@@ -21,13 +21,16 @@ from sqlalchemy import create_engine, text
 
 from crm_resources import registry
 from nurturehub_pipelines.instance import (
-    CRM_RUN_CEILINGS,
-    crm_run_ceilings,
+    DATABASE_RUN_CEILING,
+    MAX_SYNCS_ENV,
+    PRODUCTION_MAX_CONCURRENT_SYNCS,
+    default_max_concurrent_syncs,
     ensure_embedded_instance,
     instance_config,
+    max_concurrent_syncs,
 )
 from nurturehub_pipelines.run_contract import SERVICE_ALERT_DELIVERY as ALERT_DELIVERY
-from nurturehub_pipelines.run_contract import TAG_SERVICE, job_name, run_tags
+from nurturehub_pipelines.run_contract import TAG_CRM, TAG_SERVICE, job_name, run_tags
 
 REPO = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = os.environ.get("NURTUREHUB_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -36,7 +39,7 @@ PG_ADMIN_URL = os.environ.get("NURTUREHUB_TEST_PG_URL", "postgresql+psycopg2://p
 def test_the_repo_dagster_yaml_is_postgres_from_env_with_the_shared_settings() -> None:
     config = yaml.safe_load((REPO / "dagster.yaml").read_text())
     storage = config.pop("storage")
-    assert config == instance_config()
+    assert config == instance_config(PRODUCTION_MAX_CONCURRENT_SYNCS)
     db = storage["postgres"]["postgres_db"]
     assert db.pop("scheme") == "postgresql+psycopg2"
     assert db == {
@@ -48,7 +51,7 @@ def test_the_repo_dagster_yaml_is_postgres_from_env_with_the_shared_settings() -
     }
 
 
-def test_the_embedded_instance_is_written_once_and_dagster_home_points_at_it(
+def test_the_embedded_instance_is_written_kept_up_to_date_and_dagster_home_points_at_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NURTUREHUB_HOME", str(tmp_path / "home"))
@@ -60,7 +63,14 @@ def test_the_embedded_instance_is_written_once_and_dagster_home_points_at_it(
     assert written.pop("telemetry") == {"enabled": False}  # the laptop default does not phone home
     assert written == instance_config()
 
+    # Ours and out of date (the deployment's figure changed): rewritten, so the next daemon start uses it.
+    monkeypatch.setenv(MAX_SYNCS_ENV, "7")
+    ensure_embedded_instance()
+    written = yaml.safe_load((home / "dagster.yaml").read_text())
+    assert written["run_coordinator"]["config"]["max_concurrent_runs"] == 8
+
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: true\n")  # an operator's own config
+    monkeypatch.setenv(MAX_SYNCS_ENV, "9")
     assert ensure_embedded_instance() == home
     assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: true\n"
 
@@ -70,6 +80,7 @@ def instance(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[DagsterInstance]:
     if request.param == "embedded_sqlite":
+        monkeypatch.setenv(MAX_SYNCS_ENV, "8")  # the deployment's own figure (the repo's file says 20)
         monkeypatch.setenv("NURTUREHUB_HOME", str(tmp_path / "home"))
         monkeypatch.delenv("DAGSTER_HOME", raising=False)
         ensure_embedded_instance()
@@ -129,38 +140,43 @@ def test_the_instance_loads_with_the_queue_monitoring_and_no_run_retries(instanc
     assert instance.run_monitoring_max_runtime_seconds == instance_config()["run_monitoring"]["max_runtime_seconds"]
 
 
-def test_runs_dequeue_one_per_integration_and_within_each_crms_ceiling(instance: DagsterInstance) -> None:
-    assert (CRM_RUN_CEILINGS["reapit"], CRM_RUN_CEILINGS["agentos"], CRM_RUN_CEILINGS["openapi"]) == (5, 2, 10)
+def sync_limit(instance: DagsterInstance) -> int:
+    """The instance's sync-run limit: the `nurturehub/crm` tag limit (no value), one below the queue's size."""
+    queue = instance.get_concurrency_config().run_queue_config
+    assert queue is not None
+    (limit,) = (rule["limit"] for rule in queue.tag_concurrency_limits if rule["key"] == TAG_CRM)
+    assert queue.max_concurrent_runs == limit + 1  # +1: the alert-delivery slot
+    return int(limit)
+
+
+def test_runs_of_one_crm_fill_every_sync_slot_one_per_integration(instance: DagsterInstance) -> None:
+    """No per-CRM ceiling: one CRM's backlog uses every slot (the old Reapit ceiling was 5), each integration once."""
+    limit = sync_limit(instance)
+    assert limit in (8, PRODUCTION_MAX_CONCURRENT_SYNCS)  # the fixture's figure: env for embedded, file for repo
     add_run(instance, "reapit", 1, DagsterRunStatus.STARTED)
-    add_run(instance, "agentos", 20, DagsterRunStatus.STARTED)
-    queued: dict[str, tuple[str, int]] = {}
-    for crm, integration_id in [
-        ("reapit", 1),  # its integration is already running
-        ("reapit", 2),
-        ("reapit", 2),  # a second run of the same integration waits
-        *(("reapit", i) for i in range(3, 8)),
-        ("agentos", 21),
-        ("agentos", 22),
-        *(("openapi", i) for i in range(30, 41)),
-    ]:
-        queued[add_run(instance, crm, integration_id, DagsterRunStatus.QUEUED)] = (crm, integration_id)
+    queued: dict[str, int] = {}
+    for integration_id in [1, 2, 2, *range(3, 3 + limit + 5)]:  # 1 is running; 2 is queued twice
+        queued[add_run(instance, "reapit", integration_id, DagsterRunStatus.QUEUED)] = integration_id
 
     picked = sorted(queued[run_id] for run_id in dequeue(instance))
 
-    # reapit: 5 minus the running one, first come first served, never integration 1 or 2 twice.
-    assert [i for crm, i in picked if crm == "reapit"] == [2, 3, 4, 5]
-    assert [i for crm, i in picked if crm == "agentos"] == [21]  # 2 minus the running one
-    assert [i for crm, i in picked if crm == "openapi"] == list(range(30, 40))  # 10 of 11
+    assert picked == list(range(2, 2 + limit - 1))  # the limit minus the running one, first come first served
+
+
+def test_the_sync_limit_counts_every_crm_together(instance: DagsterInstance) -> None:
+    limit = sync_limit(instance)
+    for n in range(limit - 2):
+        add_run(instance, registry.CRMS[n % len(registry.CRMS)], 100 + n, DagsterRunStatus.STARTED)
+    queued = [add_run(instance, crm, 200 + n, DagsterRunStatus.QUEUED) for n, crm in enumerate(registry.CRMS)]
+    assert dequeue(instance) == queued[:2]  # two slots left, whichever CRMs are running
 
 
 def test_a_full_sync_queue_leaves_alert_delivery_its_slot(instance: DagsterInstance) -> None:
-    """Every CRM at its ceiling (so every sync slot taken) and more syncs queued: the alert run still starts."""
-    integration_id = 100
-    for crm, ceiling in CRM_RUN_CEILINGS.items():
-        for _ in range(ceiling):
-            integration_id += 1
-            add_run(instance, crm, integration_id, DagsterRunStatus.STARTED)
-    waiting = {add_run(instance, crm, 900 + i, DagsterRunStatus.QUEUED) for i, crm in enumerate(CRM_RUN_CEILINGS)}
+    """Every sync slot taken and more syncs queued: the alert run still starts."""
+    limit = sync_limit(instance)
+    for n in range(limit):
+        add_run(instance, registry.CRMS[n % len(registry.CRMS)], 100 + n, DagsterRunStatus.STARTED)
+    waiting = {add_run(instance, crm, 900 + i, DagsterRunStatus.QUEUED) for i, crm in enumerate(registry.CRMS)}
     alerts = [
         add_job_run(instance, "deliver_alerts", {TAG_SERVICE: ALERT_DELIVERY}, DagsterRunStatus.QUEUED)
         for _ in range(2)
@@ -170,16 +186,19 @@ def test_a_full_sync_queue_leaves_alert_delivery_its_slot(instance: DagsterInsta
     assert not waiting & set(chosen)
 
 
-def test_the_ceilings_are_the_crm_declarations_and_a_new_crm_gets_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert {crm: cls.spec.max_concurrency for crm, cls in registry.REGISTRY.items()} == CRM_RUN_CEILINGS
+def test_the_sync_limit_is_two_per_core_within_the_database_ceiling_or_the_env(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert [default_max_concurrent_syncs(cores) for cores in (1, 2, 8, 64)] == [2, 4, 16, DATABASE_RUN_CEILING]
+    monkeypatch.delenv(MAX_SYNCS_ENV, raising=False)
+    assert max_concurrent_syncs() == default_max_concurrent_syncs(os.cpu_count())
+    monkeypatch.setenv(MAX_SYNCS_ENV, "50")  # a deployment with a larger database may go past the default
     config = instance_config()["run_coordinator"]["config"]
-    assert config["max_concurrent_runs"] == sum(CRM_RUN_CEILINGS.values()) + 1  # +1: the alert-delivery slot
+    assert config["max_concurrent_runs"] == 51
+    assert {"key": TAG_CRM, "limit": 50} in config["tag_concurrency_limits"]
     assert {"key": TAG_SERVICE, "value": ALERT_DELIVERY, "limit": 1} in config["tag_concurrency_limits"]
-
-    acme = type("AcmeResource", (), {"spec": type("AcmeSpec", (), {"max_concurrency": 3})})
-    monkeypatch.setitem(registry.REGISTRY, "acme", acme)
-    monkeypatch.setattr(registry, "CRMS", (*registry.CRMS, "acme"))
-    assert crm_run_ceilings()["acme"] == 3
-    config = instance_config()["run_coordinator"]["config"]
-    assert {"key": "nurturehub/crm", "value": "acme", "limit": 3} in config["tag_concurrency_limits"]
-    assert config["max_concurrent_runs"] == sum(CRM_RUN_CEILINGS.values()) + 3 + 1
+    assert not [rule for rule in config["tag_concurrency_limits"] if rule["key"] == TAG_CRM and "value" in rule]
+    for bad in ("0", "-3", "four", "2.5"):
+        monkeypatch.setenv(MAX_SYNCS_ENV, bad)
+        with pytest.raises(ValueError, match=MAX_SYNCS_ENV):
+            max_concurrent_syncs()

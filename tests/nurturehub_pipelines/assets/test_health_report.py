@@ -8,7 +8,8 @@ import pytest
 from dagster import materialize
 from sqlalchemy import insert
 
-from nurturehub_pipelines.assets.health_report import load, report, sync_health_report
+from nurturehub_pipelines.assets.health_report import sync_health_report
+from nurturehub_pipelines.assets.health_tables import load, report
 from nurturehub_pipelines.resources import app_database_from_env
 from nurturehub_pipelines.store import accounts, db
 from nurturehub_pipelines.store.sync_log import write_event
