@@ -6,8 +6,8 @@ one active sync request for `sync_in_progress`. One job a module:
 - `refs`: which integrations (never their credentials);
 - `kinds`: the newest rows of each kind a card is built from, one index seek each;
 - `health`: the badge and staleness; `streaks`: `consecutive_failures`; `activity`: `sync_in_progress`;
-- `card`: the card, assembled; `cards`: one card, or an organisation's, on SQLite seek by seek;
-- `cards_batched`: an organisation's cards on PostgreSQL in a fixed few statements;
+- `card`: the card, assembled; `cards`: one card seek by seek, or an organisation's;
+- `summary`: an organisation's cards from `crm_sync_summary`, the triggers' summary of the log (0007);
 - `next_sync`: the schedule's next tick.
 The rules of the log itself (completed, failed, order) live in `store/sync_log`, those of a sync request
 in `store/sync_requests`.

@@ -58,7 +58,23 @@ def assemble(
     next_tick: datetime,
 ) -> Card:
     """A card from the newest rows of each kind (`kinds.KIND_SEEKS`), fetched in any order."""
-    badge, reason = health(latest_finished(kinds), completed, now)
+    return build(
+        ref, latest_finished(kinds), completed, recent_errors(kinds), consecutive_failures, in_progress, now, next_tick
+    )
+
+
+def build(
+    ref: IntegrationRef,
+    latest: LogEvent | None,
+    completed: LogEvent | None,
+    errors: tuple[LogEvent, ...],
+    consecutive_failures: int,
+    in_progress: bool,
+    now: datetime,
+    next_tick: datetime,
+) -> Card:
+    """A card from the latest finished and completed syncs and the recent errors (newest first), however read."""
+    badge, reason = health(latest, completed, now)
     return Card(
         id=ref.id,
         crm=ref.crm,
@@ -72,5 +88,5 @@ def assemble(
         consecutive_failures=consecutive_failures,
         sync_in_progress=in_progress,
         next_sync_at=next_tick if ref.scheduled else None,
-        recent_errors=recent_errors(kinds),
+        recent_errors=errors,
     )

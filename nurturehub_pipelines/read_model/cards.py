@@ -1,8 +1,10 @@
-"""An organisation's cards, or one card: each query an index seek with a small LIMIT, or a range scan
-bounded by what it counts, so a card costs the same whatever the size of the log.
+"""One card from the log's index seeks; an organisation's cards from the triggers' summary.
 
-SQLite, which has no LATERAL, runs a card's seeks integration by integration (`card`); on PostgreSQL
-`cards` sends those same seeks for every integration at once (`cards_batched`): 3-4 statements a page.
+`card` (one integration: the API's PATCH answer, and the reference the summary is tested against) sends
+a card's seeks, each an index seek with a small LIMIT or a range scan bounded by what it counts, so it
+costs the same whatever the size of the log. `cards` reads `crm_sync_summary` (`summary`), which holds the
+results of those same seeks for every integration: 2 statements a page on both engines (the integrations with
+their summaries, their sync requests), whatever the size of the organisation.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from sqlalchemy import Connection
 
 from nurturehub_pipelines.read_model.activity import sync_in_progress
 from nurturehub_pipelines.read_model.card import Card, assemble
-from nurturehub_pipelines.read_model.cards_batched import cards_in_one_pass
 from nurturehub_pipelines.read_model.kinds import KIND_SEEKS, last_completed
 from nurturehub_pipelines.read_model.next_sync import next_sync_at
-from nurturehub_pipelines.read_model.refs import IntegrationRef, integration_refs
+from nurturehub_pipelines.read_model.refs import IntegrationRef
 from nurturehub_pipelines.read_model.streaks import failures_since
+from nurturehub_pipelines.read_model.summary import summarised_cards
 from nurturehub_pipelines.store.tables import utcnow
 
 
@@ -40,7 +42,4 @@ def cards(conn: Connection, org_id: int, now: datetime | None = None) -> list[Ca
     """The organisation's cards, in integration order."""
     now = now or utcnow()
     next_tick = next_sync_at(now)
-    refs = integration_refs(conn, org_id)
-    if conn.dialect.name == "postgresql" and refs:
-        return cards_in_one_pass(conn, org_id, refs, now, next_tick)
-    return [card(conn, ref, now, next_tick) for ref in refs]
+    return summarised_cards(conn, org_id, now, next_tick)

@@ -21,10 +21,23 @@ from nurturehub_pipelines import settings
 _MAX_SHIFT = timedelta(hours=2)
 
 
+# (zone, cron) -> (since, tick): `tick` is the first tick after `since`, so also after any moment in between.
+_LAST_ANSWER: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+
+
 def next_sync_at(now: datetime) -> datetime:
-    """The schedule's next tick after `now`, in `now`'s time zone."""
-    zone = ZoneInfo(settings.SCHEDULE_TIMEZONE)
-    cron = settings.schedule_cron()
+    """The schedule's next tick after `now`, in `now`'s time zone (the last answer reused while it stands:
+    every card of every page asks, and walking the cron costs more than the rest of a card)."""
+    key = (settings.SCHEDULE_TIMEZONE, settings.schedule_cron())
+    last = _LAST_ANSWER.get(key)
+    if last is not None and last[0] <= now < last[1]:
+        return last[1].astimezone(now.tzinfo)
+    tick = _next_tick(now, ZoneInfo(key[0]), key[1])
+    _LAST_ANSWER[key] = (now, tick)
+    return tick
+
+
+def _next_tick(now: datetime, zone: ZoneInfo, cron: str) -> datetime:
     wall_now = now.astimezone(zone).replace(tzinfo=None)
     ticks = croniter(cron, wall_now - _MAX_SHIFT)
     best: datetime | None = None

@@ -45,7 +45,7 @@ class IntegrationRef:
         return self.enabled and self.quarantined_at is None
 
 
-_REF_COLUMNS = (
+REF_COLUMNS = (
     integrations.c.id,
     integrations.c.org_id,
     integrations.c.crm,
@@ -60,10 +60,10 @@ _REF_COLUMNS = (
 
 def integration_refs(conn: Connection, org_id: int) -> list[IntegrationRef]:
     """An organisation's integrations in a stable order, so the cards do not move between refreshes."""
-    rows = conn.execute(select(*_REF_COLUMNS).where(integrations.c.org_id == org_id).order_by(integrations.c.id)).all()
+    rows = conn.execute(select(*REF_COLUMNS).where(integrations.c.org_id == org_id).order_by(integrations.c.id)).all()
     return [IntegrationRef(*row) for row in rows]
 
 
 def integration_ref(conn: Connection, integration_id: int) -> IntegrationRef | None:
-    row = conn.execute(select(*_REF_COLUMNS).where(integrations.c.id == integration_id)).first()
+    row = conn.execute(select(*REF_COLUMNS).where(integrations.c.id == integration_id)).first()
     return IntegrationRef(*row) if row else None

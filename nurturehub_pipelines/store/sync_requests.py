@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, exists, insert, or_, select, update
 
 from nurturehub_pipelines.store.dialect import dialect_insert
 from nurturehub_pipelines.store.tables import crm_sync_log, integrations, sync_requests
@@ -120,22 +120,28 @@ def still_active(conn: Connection, request: SyncRequest, now: datetime) -> bool:
     return _stands(request, now, lambda request: _done(conn, request))
 
 
-def in_progress(conn: Connection, integration_ids: Collection[int], now: datetime) -> set[int]:
-    """Those of the integrations whose active request still stands: `still_active` for many, in one statement."""
-    if not integration_ids:
-        return set()
-    done = or_(
+# `in_progress`'s one statement, built once (the page asks it on every refresh): each active request of the
+# integrations, with whether its run (or, not yet linked, a scheduled run since it) has finished.
+_IN_PROGRESS = select(
+    *_COLUMNS,
+    or_(
         and_(sync_requests.c.run_id.is_not(None), exists().where(_finished(sync_requests.c.run_id))),
         and_(
             sync_requests.c.run_id.is_(None),
             exists().where(_scheduled_since(sync_requests.c.integration_id, sync_requests.c.requested_at)),
         ),
-    )
-    rows = conn.execute(
-        select(*_COLUMNS, done.label("done")).where(
-            sync_requests.c.integration_id.in_(integration_ids), sync_requests.c.status.in_(ACTIVE)
-        )
-    ).all()
+    ).label("done"),
+).where(
+    sync_requests.c.integration_id.in_(bindparam("integration_ids", expanding=True)),
+    sync_requests.c.status.in_(ACTIVE),
+)
+
+
+def in_progress(conn: Connection, integration_ids: Collection[int], now: datetime) -> set[int]:
+    """Those of the integrations whose active request still stands: `still_active` for many, in one statement."""
+    if not integration_ids:
+        return set()
+    rows = conn.execute(_IN_PROGRESS, {"integration_ids": list(integration_ids)}).all()
     done_ids = {row.id for row in rows if row.done}
     requests = [SyncRequest(*row[: len(_COLUMNS)]) for row in rows]
     return {

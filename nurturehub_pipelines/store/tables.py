@@ -149,6 +149,33 @@ Index(
     postgresql_where=crm_sync_log.c.event_type == "sync_finished",
 )
 
+# What a card reads of the log, one integration at a time, kept by triggers on crm_sync_log (0007,
+# `store/sync_summary`): never written by the code, so rows written from outside a run count too.
+crm_sync_summary = Table(
+    "crm_sync_summary",
+    metadata,
+    Column("integration_id", Integer, primary_key=True, autoincrement=False),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    # JSON: [newest completed, newest finished, newest errors, newest run row] (`sync_summary.derive_statement`)
+    Column("card", Text, nullable=True),
+)
+# A copy of each log row among the newest of its tag (`sync_summary.TAGS`); `log_id` is its crm_sync_log id.
+crm_sync_summary_rows = Table(
+    "crm_sync_summary_rows",
+    metadata,
+    Column("integration_id", Integer, primary_key=True, autoincrement=False),
+    Column("tag", String(10), primary_key=True),
+    Column("log_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("event_type", String(30), nullable=False),
+    Column("records_affected", Integer, nullable=False),
+    Column("records_skipped", Integer, nullable=False),
+    Column("outcome", String(10), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("run_id", String(64), nullable=True),
+    Column("trigger", String(20), nullable=False),
+)
+
 contacts = Table(
     "contacts",
     metadata,

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from nurturehub_pipelines.store import db
 from nurturehub_pipelines.store.tables import metadata
+from tests.support.migrations import migrate
 
 
 def tables(url: str) -> set[str]:
     return set(inspect(db.engine(url)).get_table_names())
-
-
-def migrate(url: str, direction: str, revision: str) -> None:
-    engine = db.engine(url)
-    config = db.alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        getattr(command, direction)(config, revision)
 
 
 def test_0004_drops_sensor_cursors_and_its_downgrade_brings_it_back(db_url: str) -> None:
