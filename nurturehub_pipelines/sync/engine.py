@@ -253,7 +253,10 @@ class SyncSession:
         high_water: datetime | None = None
         seen: set[str] = set()
         batch = self._batch(table)
-        writer: WriteBehind[PageBatch] = WriteBehind(lambda b: conn.run(b.write), name=stream)
+        # Behind only on PostgreSQL, whose work is another process's: SQLite's is this process's, and its
+        # writer thread would hand the GIL back and forth once a row (measured: no faster, bench/README.md).
+        behind = self.db.dialect.name == "postgresql"
+        writer: WriteBehind[PageBatch] = WriteBehind(lambda b: conn.run(b.write), name=stream, behind=behind)
         with writer:
             try:
                 for page in client.pages(stream, since):

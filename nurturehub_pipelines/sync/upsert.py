@@ -69,12 +69,12 @@ class RowBatch:
         self.columns = (*self._fields, *_OWN)
         self._get = attrgetter(*self._fields)
         # SQLite gets parameters as SQLAlchemy would bind them (naive UTC datetimes, 0/1 booleans).
-        self._binds = [table.c[name].type.bind_processor(dialect) for name in self._fields]
+        self._binds = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self._fields]
         self._rows: dict[str, Any] = {}
         self._build: Callable[[Contact | Lead], Any] = self._copy_line if postgres else self._parameters
         synced_at = utcnow()
         self._synced_text = synced_at.isoformat()
-        bind_time = table.c.synced_at.type.bind_processor(dialect)
+        bind_time = table.c.synced_at.type.dialect_impl(dialect).bind_processor(dialect)
         self._synced_param = bind_time(synced_at) if bind_time else synced_at
 
     def __len__(self) -> int:

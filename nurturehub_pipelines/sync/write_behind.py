@@ -18,8 +18,9 @@ class WriteBehind(Generic[T]):
     """`submit` hands a batch to the writer thread after the previous one has committed; a write's
     exception is raised in the caller, at the next `submit` or at `drain`."""
 
-    def __init__(self, write: Callable[[T], int], name: str) -> None:
+    def __init__(self, write: Callable[[T], int], name: str, *, behind: bool = True) -> None:
         self._write = write
+        self._behind = behind
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-behind-{name}")
         self._pending: Future[int] | None = None
         self.written = 0
@@ -27,6 +28,13 @@ class WriteBehind(Generic[T]):
 
     def submit(self, batch: T) -> None:
         self.drain()
+        if not self._behind:  # written here and now, on the caller's thread
+            try:
+                self.written += self._write(batch)
+            except BaseException:
+                self.failed = True
+                raise
+            return
         self._pending = self._pool.submit(self._write, batch)
 
     def drain(self) -> int:

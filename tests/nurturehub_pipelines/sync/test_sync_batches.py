@@ -3,6 +3,7 @@ every record read before it, with the cursor unmoved (the engine's guarantees, n
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import pytest
@@ -93,3 +94,21 @@ def test_the_stored_hash_is_the_canonical_json_hash_on_either_engine(harness: Ha
     assert len(rows) == 120
     assert all(stored == content_hash(raw) for raw, stored in rows)
     assert harness.sync(full=True)["contact_import"]["records_affected"] == 0
+
+
+def test_sqlite_stores_times_as_sqlalchemy_does(harness: Harness) -> None:
+    """The SQLite batch binds its own parameters: its times must be stored in SQLAlchemy's text format
+    (with microseconds), or SQL comparisons against rows written by SQLAlchemy would sort them wrongly."""
+    if harness.db_url.startswith("postgresql"):
+        pytest.skip("SQLite's text storage of times")
+    harness.control.dataset("openapi", contacts=20, leads=10)
+    harness.sync(full=True)
+
+    with db.engine().connect() as conn:
+        stored = conn.exec_driver_sql(
+            "SELECT source_updated_at, synced_at FROM contacts WHERE integration_id = ?", (harness.integration_id,)
+        ).all()
+    assert len(stored) == 20
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", value) for row in stored for value in row), (
+        stored[0]
+    )
