@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -570,14 +571,24 @@ def fast_crm_process(crm: str, contacts: int, leads: int, versions: Sequence[str
 
 
 def bare_fetch(
-    server: FastCrm, version: str, stream: str, size: int, keep: list[bytes] | None = None
+    server: FastCrm,
+    version: str,
+    stream: str,
+    size: int,
+    keep: list[bytes] | None = None,
+    parse: str = "json",
 ) -> tuple[int, int, float]:
-    """Every page of one stream with a bare keep-alive httpx.Client, each decoded with `response.json()`.
+    """Every page of one stream with a bare keep-alive httpx.Client, each decoded with `response.json()`
+    (`parse="json"`, the standard library) or `orjson.loads` (`parse="orjson"`, as the engine decodes).
 
     Returns (records, requests, seconds); each page's bytes are appended to `keep` when given. The token
     request (Reapit) is made before the clock starts.
     """
     import httpx
+    import orjson
+
+    def decode(answer: httpx.Response) -> Any:
+        return orjson.loads(answer.content) if parse == "orjson" else answer.json()
 
     base = server.base_url(version)
     if server.crm == "openapi":
@@ -604,7 +615,7 @@ def bare_fetch(
             while True:
                 answer = client.get(path, params={**params, **({"cursor": cursor} if cursor else {})})
                 answer.raise_for_status()
-                body = answer.json()
+                body = decode(answer)
                 if keep is not None:
                     keep.append(answer.content)
                 requests += 1
@@ -618,7 +629,7 @@ def bare_fetch(
             while number <= pages:
                 answer = client.get(path, params={"pageSize": size, "pageNumber": number, "sortBy": "modified"})
                 answer.raise_for_status()
-                body = answer.json()
+                body = decode(answer)
                 if keep is not None:
                     keep.append(answer.content)
                 requests += 1
@@ -680,25 +691,39 @@ def proof(server: FastCrm, version: str = "r1") -> dict[str, Any]:
     and (`server_only`) what a minimal raw-socket client sees: the server's own rate."""
     out: dict[str, Any] = {}
     for size in PRESIZES[server.crm]:
-        records = requests = 0
-        seconds = 0.0
-        for stream in ("contacts", "leads"):
-            got, asked, took = bare_fetch(server, version, stream, size)
-            records, requests, seconds = records + got, requests + asked, seconds + took
-        raw_seconds = 0.0
-        for stream in ("contacts", "leads"):
-            raw_seconds += raw_socket_fetch(server, version, stream, size)[2]
+        both(server, version, size, "json")  # warm-up: connections, caches, the first pass's page joins
+        records, requests, seconds = best_of(PASSES, partial(both, server, version, size, "json"))
+        _, _, orjson_seconds = best_of(PASSES, partial(both, server, version, size, "orjson"))
+        raw_seconds = min(
+            sum(raw_socket_fetch(server, version, stream, size)[2] for stream in ("contacts", "leads"))
+            for _ in range(PASSES)
+        )
         out[str(size)] = {
             "records": records,
             "requests": requests,
             "seconds": round(seconds, 3),
             "records_per_s": round(records / seconds, 1) if seconds else 0.0,
+            "orjson_seconds": round(orjson_seconds, 3),
+            "orjson_records_per_s": round(records / orjson_seconds, 1) if orjson_seconds else 0.0,
             "server_only_seconds": round(raw_seconds, 3),
             "server_only_records_per_s": round(records / raw_seconds, 1) if raw_seconds else 0.0,
             # at most this share of the bare client's time is the server's (the rest is httpx and json)
             "server_share": round(raw_seconds / seconds, 3) if seconds else 0.0,
         }
     return out
+
+
+PASSES = 3  # each figure is the best of this many passes, after one warm-up pass
+
+
+def both(server: FastCrm, version: str, size: int, parse: str) -> tuple[int, int, float]:
+    """Both streams, one after the other: (records, requests, seconds)."""
+    parts = [bare_fetch(server, version, stream, size, parse=parse) for stream in ("contacts", "leads")]
+    return sum(p[0] for p in parts), sum(p[1] for p in parts), sum(p[2] for p in parts)
+
+
+def best_of(passes: int, measure: Callable[[], tuple[int, int, float]]) -> tuple[int, int, float]:
+    return min((measure() for _ in range(passes)), key=lambda result: result[2])
 
 
 PROOF_TARGET = 150_000  # records/s a bare client must see at limit=100 (issue 12)

@@ -121,7 +121,8 @@ def sync_rows(sync: dict[str, Any]) -> list[list[str]]:
     load = f"load {sync['loadavg_start'][0]} → {sync['loadavg_end'][0]}"
     proof = sync["server_proof"]
     sizes = "; ".join(
-        f"page size {size}: {p['records_per_s']:,.0f} rec/s (server alone, raw socket: "
+        f"page size {size}: {p['records_per_s']:,.0f} rec/s, {p.get('orjson_records_per_s', 0):,.0f} with orjson "
+        f"(server alone, raw socket: "
         f"{p['server_only_records_per_s']:,.0f}; ≤ {p.get('server_share', 0):.0%} of the client's time)"
         for size, p in proof.items()
     )
@@ -133,7 +134,7 @@ def sync_rows(sync: dict[str, Any]) -> list[list[str]]:
         ["1", f"Fast CRM server ({crm}): a bare keep-alive httpx.Client + `response.json()`, every page",
          "≥ 150,000 rec/s at page size 100",
          sizes, verdict(at_100 >= 150_000), "bench/fast_crm.py, measured in the same run"],
-        ["1", f"Limit: bare fetch (page size {w['page_size_ours']}) + COPY alone ({where})", "—",
+        ["1", f"Limit: bare fetch, best of 3, orjson (page size {w['page_size_ours']}) + COPY alone ({where})", "—",
          f"{summary['limit_records_per_s']:,.0f} rec/s ({fetch:.2f} s + {copy:.2f} s)", "", load],
     ]  # fmt: skip
     have_dlt = "ratio" in summary["rounds"]["r1"]

@@ -111,12 +111,20 @@ def rate(records: int, seconds: float) -> float:
 
 
 def measure_fetch(server: fast_crm.FastCrm, crm: Crm) -> tuple[dict[str, float], dict[str, list[bytes]]]:
-    """Seconds to fetch and decode every page of each stream (r1) at the engine's page size; pages kept."""
+    """Seconds to fetch and decode every page of each stream (r1) at the engine's page size; pages kept.
+
+    The strictest fetch this client can do: the best of `fast_crm.PASSES` passes, decoded with orjson as the
+    engine decodes (faster than httpx's `response.json()`), so the limit is never one our engine beats by
+    parsing faster than it."""
     seconds: dict[str, float] = {}
     kept: dict[str, list[bytes]] = {}
     for stream in ("contacts", "leads"):
         kept[stream] = []
-        seconds[stream] = fast_crm.bare_fetch(server, "r1", stream, crm.page_size, kept[stream])[2]
+        fast_crm.bare_fetch(server, "r1", stream, crm.page_size, kept[stream], parse="orjson")
+        seconds[stream] = min(
+            fast_crm.bare_fetch(server, "r1", stream, crm.page_size, parse="orjson")[2]
+            for _ in range(fast_crm.PASSES)
+        )
     return seconds, kept
 
 
