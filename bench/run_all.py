@@ -243,7 +243,8 @@ def dagster_rows(result: dict[str, Any]) -> list[list[str]]:
         worker = f"py-spy, run worker CPU s per run: {spy['run_worker_cpu_s_per_run']:.2f} ({parts})"
     rows = [
         ["4", f"Scheduled sync, nothing changed: submit → SUCCESS via dagster-daemon ({result['storage']})",
-         "≤ 2 s", f"median {lat['median_s']:.2f} s (min {lat['min_s']:.2f}, max {lat['max_s']:.2f}, n={lat['n']})",
+         f"≤ {result['target_seconds']:g} s",
+         f"median {lat['median_s']:.2f} s (min {lat['min_s']:.2f}, max {lat['max_s']:.2f}, n={lat['n']})",
          verdict(lat["median_s"] <= result["target_seconds"]), f"median s after submit: {split}"],
         ["4", f"Throughput: {thr['runs']} runs at once ({thr['sync_concurrency']} sync runs at once)", "—",
          f"{thr['runs_per_minute']:.1f} runs/min; {thr['cpu_seconds_per_run']:.1f} CPU s per run", "",
