@@ -180,12 +180,17 @@ def sandbox_process(port: int = 0) -> Iterator[Sandbox]:
         _wait_until_serving(f"{root}/_sandbox/reapit/faults", process)
         yield Sandbox(root, urls, process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """A server process of a benchmark's: asked to stop, killed if it has not within 15 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_until_serving(url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:

@@ -55,6 +55,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from bench.common import stop
 from crm_sandbox.datasets import Enquiry, Person, base_time, make_enquiry, make_person
 
 SEED = "fast-crm"
@@ -562,12 +563,7 @@ def fast_crm_process(crm: str, contacts: int, leads: int, versions: Sequence[str
             raise RuntimeError(f"bench.fast_crm exited {process.wait()} before serving")
         yield FastCrm(crm, json.loads(line)["root_url"], process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def bare_fetch(
