@@ -71,9 +71,11 @@ def timestamp(raw: Mapping[str, Any], key: str, external_id: str, required: bool
     if not isinstance(value, str):
         raise SkipRecord(f"malformed timestamp in {key}", external_id)
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+        parsed = datetime.fromisoformat(value)  # Python 3.11 reads a trailing "Z" as UTC
     except ValueError:
         raise SkipRecord(f"malformed timestamp in {key}", external_id) from None
+    if parsed.tzinfo is UTC:  # the common case ("Z", "+00:00"): already what we store
+        return parsed
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 

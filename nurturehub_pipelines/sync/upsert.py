@@ -10,14 +10,15 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, select, update
+from sqlalchemy import Boolean, Connection, Dialect, Table, select, update
+from sqlalchemy.types import TypeEngine
 
 from crm_resources.records import Contact, Lead
-from nurturehub_pipelines.store.tables import utcnow
+from nurturehub_pipelines.store.tables import UTCDateTime, utcnow
 from nurturehub_pipelines.sync.canonical import canonical_json, digest
 
 # COPY's text format: backslash, tab, newline and carriage return are escaped inside a field.
@@ -49,6 +50,24 @@ def _copy_value(value: Any) -> str:
     return _copy_text(str(value))
 
 
+def _sqlite_time(value: datetime) -> str:
+    """What `UTCDateTime` and SQLite's DATETIME bind write (naive UTC text, with microseconds), in one call
+    instead of two Python-level processors: equal for every datetime (tests/.../test_upsert_binds.py)."""
+    if value.tzinfo is not UTC:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def sqlite_bind(column_type: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The bind processor for one column on SQLite: the dialect's own, or an equal faster one for the two
+    types every record carries (a time, a flag)."""
+    if isinstance(column_type, UTCDateTime):
+        return _sqlite_time
+    if isinstance(column_type, Boolean):
+        return int
+    return column_type.dialect_impl(dialect).bind_processor(dialect)
+
+
 def _record_fields(record_type: type[Contact | Lead], table: Table) -> tuple[str, ...]:
     """The record's fields that are table columns, in the table's column order."""
     names = {f.name for f in fields(record_type)} - {"raw"}
@@ -68,14 +87,15 @@ class RowBatch:
         self._fields = _record_fields(record_type, table)
         self.columns = (*self._fields, *_OWN)
         self._get = attrgetter(*self._fields)
-        # SQLite gets parameters as SQLAlchemy would bind them (naive UTC datetimes, 0/1 booleans).
-        self._binds = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self._fields]
+        # SQLite gets parameters as SQLAlchemy would bind them (naive UTC times as text, 0/1 booleans); only
+        # the fields that need it are touched.
+        binds = [] if postgres else [sqlite_bind(table.c[name].type, dialect) for name in self._fields]
+        self._binds = [(i, bind) for i, bind in enumerate(binds) if bind is not None]
         self._rows: dict[str, Any] = {}
         self._build: Callable[[Contact | Lead], Any] = self._copy_line if postgres else self._parameters
         synced_at = utcnow()
         self._synced_text = synced_at.isoformat()
-        bind_time = table.c.synced_at.type.dialect_impl(dialect).bind_processor(dialect)
-        self._synced_param = bind_time(synced_at) if bind_time else synced_at
+        self._synced_param = synced_at if postgres else _sqlite_time(synced_at)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -93,10 +113,10 @@ class RowBatch:
 
     def _parameters(self, record: Contact | Lead) -> tuple[Any, ...]:
         raw = canonical_json(record.raw)
-        values = [
-            value if bind is None or value is None else bind(value)
-            for bind, value in zip(self._binds, self._get(record), strict=True)
-        ]
+        values = list(self._get(record))
+        for i, bind in self._binds:
+            if (value := values[i]) is not None:
+                values[i] = bind(value)
         return (*values, self.integration_id, raw.decode(), digest(raw), self._synced_param)
 
     def write(self, conn: Connection) -> int:

@@ -1,11 +1,13 @@
-"""The shared field parsers: phone numbers match phonenumbers exactly, fast path or not."""
+"""The shared field parsers: phone numbers match phonenumbers exactly, fast path or not; timestamps are UTC."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import phonenumbers
 import pytest
 
-from crm_resources.records import phone
+from crm_resources.records import SkipRecord, phone, timestamp
 
 SHAPES = [
     "07700 900123",
@@ -52,3 +54,34 @@ def test_every_gb_ten_digit_layout_agrees_with_phonenumbers(first: str) -> None:
             f"0044 {digits}",
         ):
             assert phone(layout, "c1") == slow_path(layout), layout
+
+
+UTC_MIDNIGHT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-01-01T00:00:00Z", UTC_MIDNIGHT),
+        ("2026-01-01T00:00:00.5Z", UTC_MIDNIGHT.replace(microsecond=500_000)),
+        ("2026-01-01T00:00:00+00:00", UTC_MIDNIGHT),
+        ("2026-01-01T01:00:00+01:00", UTC_MIDNIGHT),
+        ("2025-12-31T18:30:00-05:30", UTC_MIDNIGHT),
+        ("2026-01-01T00:00:00", UTC_MIDNIGHT),  # no offset: read as UTC
+        ("2026-01-01", UTC_MIDNIGHT),
+        ("2026-01-01 00:00:00Z", UTC_MIDNIGHT),
+        ("20260101T000000Z", UTC_MIDNIGHT),
+    ],
+)
+def test_timestamps_are_read_as_aware_utc(value: str, expected: datetime) -> None:
+    parsed = timestamp({"updated_at": value}, "updated_at", "c1")
+    assert parsed == expected
+    assert parsed is not None and parsed.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    "value", ["2026-01-01T00:00:00z", "2026-01-01T00:00:00ZZ", "Z", "2026-01-01T24:00:00Z", "soon"]
+)
+def test_a_malformed_timestamp_skips_the_record(value: str) -> None:
+    with pytest.raises(SkipRecord, match="malformed timestamp in updated_at"):
+        timestamp({"updated_at": value}, "updated_at", "c1")
