@@ -15,7 +15,7 @@ Workload, on each engine (PostgreSQL: --log-rows; SQLite: --sqlite-rows):
 Measured, each `--requests` times after a warm-up, p50 and p99 (nearest rank):
 - directly: `read_model.cards(conn, org)` for a 10-integration and the 100-integration organisation, and
   `read_model.log_events(conn, id, 100)`, each on its own pooled connection as the routes do;
-- over HTTP: the app (`nurturehub_pipelines.web.app:build_app`) served by uvicorn in its own process,
+- over HTTP: `nurturehub serve` in its own process (the app under uvicorn with the settings users run),
   requests sent one at a time over a keep-alive loopback connection with a bearer token: auth included.
 Every statement those calls send is captured and explained (PostgreSQL: EXPLAIN (ANALYZE, BUFFERS); SQLite:
 EXPLAIN QUERY PLAN) into bench/results/read_model_plans_<engine>.txt; a plan that reads crm_sync_log
@@ -48,6 +48,7 @@ from bench.common import (
     machine,
     pg_database,
     results_dir,
+    stop,
     summary_ms,
     write_result,
 )
@@ -287,15 +288,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def app_server(env: dict[str, str]) -> Iterator[str]:
-    """`build_app` under uvicorn (h11, as `nurturehub serve` runs it) in a process of its own."""
+def app_server(env: dict[str, str], output: Path) -> Iterator[str]:
+    """`nurturehub serve` itself, in a process of its own: the server settings, the garbage collector's
+    freeze and the access log users run. Its output (the access log) goes to `output`."""
     port = free_port()
-    process = subprocess.Popen(
-        [PYTHON, "-m", "uvicorn", "--factory", "nurturehub_pipelines.web.app:build_app", "--host", "127.0.0.1",
-         "--port", str(port), "--http", "h11", "--log-level", "warning", "--no-access-log"],
-        cwd=REPO,
-        env={**os.environ, **env},
-    )  # fmt: skip
+    with output.open("w") as log_file:
+        process = subprocess.Popen(
+            [PYTHON, "-m", "nurturehub_pipelines.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -309,8 +314,7 @@ def app_server(env: dict[str, str]) -> Iterator[str]:
                 time.sleep(0.1)
         yield base
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        stop(process)
 
 
 def over_http(base: str, world: World, count: int, warmup: int) -> dict[str, Any]:
@@ -415,7 +419,7 @@ def bench_engine(name: str, url: str, rows: int, args: argparse.Namespace, work:
     log(f"{name}: {args.requests} requests of each kind, directly")
     in_process = direct(engine, world, args.requests, args.warmup)
     log(f"{name}: {args.requests} requests of each kind, over HTTP")
-    with app_server(app_env(url, work / f"home-{name}")) as base:
+    with app_server(app_env(url, work / f"home-{name}"), results_dir() / f"read_model_server_{name}.log") as base:
         http = over_http(base, world, args.requests, args.warmup)
     engine.dispose()
     return {
