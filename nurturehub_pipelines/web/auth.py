@@ -18,14 +18,14 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -46,6 +46,7 @@ CSRF_HEADER = "x-csrf-token"
 MANAGER_ROLES = ("owner", "admin")
 MAX_BODY_BYTES = 64 * 1024  # every form and JSON body of this app is a few hundred bytes
 MAX_SIGNIN_BYTES = 8 * 1024  # a token and a `next` path
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -205,21 +206,29 @@ def _manager(principal: Principal | None) -> Principal:
     return principal
 
 
-@contextmanager
-def manager_reading(request: Request) -> Iterator[tuple[Principal, Connection]]:
-    """Steps 1 and 2, then the request's own reads, all on one connection of the app's read engine.
+def manager_read(request: Request, read: Callable[[Principal, Connection], T]) -> T:
+    """Steps 1 and 2, then `read(principal, conn)`, all on one connection of the app's read engine.
 
-    For read-only routes (GETs): one pool checkout, one pre-ping and no transaction (`db.read_engine`)
-    for authentication and the reads together, where `require_manager` and a second checkout cost PostgreSQL
-    two pings, two BEGINs and two ROLLBACKs. An anonymous request still reads nothing.
+    For read-only routes (GETs): one pool checkout and no transaction (`db.read_engine`) for authentication
+    and the reads together, where `require_manager` and a second checkout cost PostgreSQL two pings, two
+    BEGINs and two ROLLBACKs. The read engine does not ping a connection before lending it (a round trip per
+    request); instead a read whose connection turns out dead (the database restarted: SQLAlchemy then
+    discards every pooled connection) runs once more on a new one. Reads are idempotent, so that is safe.
+    An anonymous request reads nothing.
     """
     presented = _presented(request)
     if presented is None:
         _manager(None)
     engine: Engine = request.app.state.read_engine
-    with engine.connect() as conn:
-        principal = _manager(_principal(conn, request, presented) if presented else None)
-        yield principal, conn
+    for attempt in (1, 2):
+        try:
+            with engine.connect() as conn:
+                principal = _manager(_principal(conn, request, presented) if presented else None)
+                return read(principal, conn)
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def require_csrf(request: Request, principal: Principal, submitted: str | None) -> None:

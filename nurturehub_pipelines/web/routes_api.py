@@ -4,7 +4,7 @@ Handlers that touch the database are plain functions: Starlette runs those in it
 slow query never blocks the event loop. (Running the GETs' few index reads inline on the loop instead was
 measured: it saved ~0.1 ms of a request over HTTP, within the noise, and would let one stalled database
 connection freeze every other request, static files and sign-in included; so the hop stays.) The GETs
-read on one connection of the read engine, authentication included (`auth.manager_reading`). Refusals
+read on one connection of the read engine, authentication included (`auth.manager_read`). Refusals
 are raised as HTTPException and rendered as JSON by the app's handler for every /api path.
 """
 
@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -45,8 +45,7 @@ class ListingResponse(JSONResponse):
 
 
 def list_integrations(request: Request) -> Response:
-    with auth.manager_reading(request) as (principal, conn):
-        cards = read_model.cards(conn, principal.user.org_id)
+    cards = auth.manager_read(request, lambda principal, conn: read_model.cards(conn, principal.user.org_id))
     return ListingResponse({"integrations": [card.to_json() for card in cards]})
 
 
@@ -68,10 +67,11 @@ def parse_limit(raw: str | None) -> int:
 
 
 def integration_log(request: Request) -> Response:
-    with auth.manager_reading(request) as (principal, conn):
+    def read(principal: auth.Principal, conn: Connection) -> list[read_model.LogEvent]:
         ref = auth.require_integration_on(conn, principal, request.path_params["id"])
-        limit = parse_limit(request.query_params.get("limit"))
-        events = read_model.log_events(conn, ref.id, limit)
+        return read_model.log_events(conn, ref.id, parse_limit(request.query_params.get("limit")))
+
+    events = auth.manager_read(request, read)
     return ListingResponse({"events": [event.to_json() for event in events]})
 
 

@@ -11,13 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from starlette.responses import JSONResponse
 
 from nurturehub_pipelines.store import db
 from nurturehub_pipelines.store.tables import utcnow
 from nurturehub_pipelines.web import app as web_app
 from nurturehub_pipelines.web.routes_api import ListingResponse
+from tests.conftest import PG_ADMIN_URL
 
 if TYPE_CHECKING:
     from tests.nurturehub_pipelines.web.conftest import World
@@ -135,3 +136,25 @@ def test_cards_json_is_unchanged_in_shape(world: World) -> None:
     street = next(card for card in answer.json()["integrations"] if card["id"] == world.a_street)
     assert datetime.fromisoformat(street["recent_errors"][0]["occurred_at"]).tzinfo is not None
     assert json.loads(answer.content) == answer.json()
+
+
+def test_a_read_rides_out_a_database_restart(world: World) -> None:
+    """The read engine pings no connection before lending it: a read on one the server dropped runs again on a
+    fresh one, so the first page after a PostgreSQL restart still answers."""
+    if make_url(world.db_url).get_backend_name() != "postgresql":
+        pytest.skip("PostgreSQL drops connections; SQLite has none to drop")
+    owner = world.client("owner")
+    assert owner.get("/api/integrations").status_code == 200  # the read engine now pools a connection
+    assert owner.get(f"/api/integrations/{world.a_reapit}/log").status_code == 200
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            dropped = conn.execute(
+                text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = :name"),
+                {"name": make_url(world.db_url).database},
+            ).scalar_one()
+    finally:
+        admin.dispose()
+    assert dropped >= 1
+    assert owner.get("/api/integrations").status_code == 200
+    assert owner.get(f"/api/integrations/{world.a_reapit}/log").status_code == 200
