@@ -9,7 +9,7 @@ indexes rebuilt, VACUUM ANALYZE. The loaded database is cloned (CREATE DATABASE 
 DELETE, so both start from the same rows.
 
 Measured:
-- the page: `GET /api/integrations` for organisations of 10 over HTTP (the real app under uvicorn in its own
+- the page: `GET /api/integrations` for organisations of 10 over HTTP (`nurturehub serve` in its own
   process, one keep-alive connection, bearer token), `--requests` times before pruning starts, then for as
   long as the prune runs; p50/p99/max of each;
 - the prune: `store.retention.prune` with the default window in a process of its own (as `nurturehub log
@@ -194,7 +194,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         twin = clone(url)
         try:
             with (
-                read_model_bench.app_server(app_env(url, Path(tmp) / "serve")) as base,
+                read_model_bench.app_server(
+                    app_env(url, Path(tmp) / "serve"), read_model_bench.results_dir() / "prune_server.log"
+                ) as base,
                 httpx.Client(base_url=base, timeout=30) as client,
             ):
                 page_latencies(client, world.small_orgs, lambda n: n >= 20)  # warm-up

@@ -15,8 +15,10 @@ Workload, on each engine (PostgreSQL: --log-rows; SQLite: --sqlite-rows):
 Measured, each `--requests` times after a warm-up, p50 and p99 (nearest rank):
 - directly: `read_model.cards(conn, org)` for a 10-integration and the 100-integration organisation, and
   `read_model.log_events(conn, id, 100)`, each on its own pooled connection as the routes do;
-- over HTTP: the app (`nurturehub_pipelines.web.app:build_app`) served by uvicorn in its own process,
-  requests sent one at a time over a keep-alive loopback connection with a bearer token: auth included.
+- over HTTP: `nurturehub serve` in its own process (the app under uvicorn with the settings users run),
+  requests sent one at a time over a keep-alive loopback connection with a bearer token: auth included;
+  once with httpx (`http`) and once with a raw-socket client that parses nothing (`http_raw_client`: the
+  server's own time, without httpx's CPU per request).
 Every statement those calls send is captured and explained (PostgreSQL: EXPLAIN (ANALYZE, BUFFERS); SQLite:
 EXPLAIN QUERY PLAN) into bench/results/read_model_plans_<engine>.txt; a plan that reads crm_sync_log
 without an index is flagged.
@@ -48,6 +50,7 @@ from bench.common import (
     machine,
     pg_database,
     results_dir,
+    stop,
     summary_ms,
     write_result,
 )
@@ -287,15 +290,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def app_server(env: dict[str, str]) -> Iterator[str]:
-    """`build_app` under uvicorn (h11, as `nurturehub serve` runs it) in a process of its own."""
+def app_server(env: dict[str, str], output: Path) -> Iterator[str]:
+    """`nurturehub serve` itself, in a process of its own: the server settings, the garbage collector's
+    freeze and the access log users run. Its output (the access log) goes to `output`."""
     port = free_port()
-    process = subprocess.Popen(
-        [PYTHON, "-m", "uvicorn", "--factory", "nurturehub_pipelines.web.app:build_app", "--host", "127.0.0.1",
-         "--port", str(port), "--http", "h11", "--log-level", "warning", "--no-access-log"],
-        cwd=REPO,
-        env={**os.environ, **env},
-    )  # fmt: skip
+    with output.open("w") as log_file:
+        process = subprocess.Popen(
+            [PYTHON, "-m", "nurturehub_pipelines.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -309,8 +316,7 @@ def app_server(env: dict[str, str]) -> Iterator[str]:
                 time.sleep(0.1)
         yield base
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        stop(process)
 
 
 def over_http(base: str, world: World, count: int, warmup: int) -> dict[str, Any]:
@@ -333,6 +339,66 @@ def over_http(base: str, world: World, count: int, warmup: int) -> dict[str, Any
             "cards_org_of_100": summary_ms(timed(lambda: org_cards(world.big_org), count, warmup)),
             "log_100": summary_ms(timed(log_page, count, warmup)),
         }
+
+
+class RawClient:
+    """HTTP/1.1 GETs over one keep-alive socket, the answer read by its Content-Length and nothing parsed:
+    what the server alone takes, without httpx's own ~0.5-1.5 ms of CPU a request (measured here), which is
+    the bench's and not what a browser spends on the server's machine."""
+
+    def __init__(self, base: str) -> None:
+        host, port = base.removeprefix("http://").rsplit(":", 1)
+        self.host = host
+        self.sock = socket.create_connection((host, int(port)))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def get(self, path: str, token: str) -> bytes:
+        request = f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {token}\r\n\r\n"
+        self.sock.sendall(request.encode())
+        buffer = b""
+        while b"\r\n\r\n" not in buffer:
+            buffer += self._recv()
+        head, _, body = buffer.partition(b"\r\n\r\n")
+        status = head.split(b" ", 2)[1]
+        if status != b"200":
+            raise RuntimeError(f"GET {path} answered {status.decode()}")
+        lengths = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+        length = int(lengths[0].split(b":", 1)[1])
+        while len(body) < length:
+            body += self._recv()
+        return body
+
+    def _recv(self) -> bytes:
+        chunk = self.sock.recv(1 << 16)
+        if not chunk:
+            raise RuntimeError("the server closed the connection")
+        return chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def over_raw_http(base: str, world: World, count: int, warmup: int) -> dict[str, Any]:
+    """As `over_http`, with `RawClient`: the same requests, the client's own cost taken out."""
+    small, log_target = round_robin(world.small_orgs), round_robin(world.integrations)
+    client = RawClient(base)
+    try:
+
+        def log_page() -> None:
+            iid = log_target()
+            client.get(f"/api/integrations/{iid}/log?limit=100", World.token(world.org_of[iid]))
+
+        return {
+            "cards_org_of_10": summary_ms(
+                timed(lambda: client.get("/api/integrations", World.token(small())), count, warmup)
+            ),
+            "cards_org_of_100": summary_ms(
+                timed(lambda: client.get("/api/integrations", World.token(world.big_org)), count, warmup)
+            ),
+            "log_100": summary_ms(timed(log_page, count, warmup)),
+        }
+    finally:
+        client.close()
 
 
 # --- plans ------------------------------------------------------------------------------------
@@ -415,8 +481,10 @@ def bench_engine(name: str, url: str, rows: int, args: argparse.Namespace, work:
     log(f"{name}: {args.requests} requests of each kind, directly")
     in_process = direct(engine, world, args.requests, args.warmup)
     log(f"{name}: {args.requests} requests of each kind, over HTTP")
-    with app_server(app_env(url, work / f"home-{name}")) as base:
+    with app_server(app_env(url, work / f"home-{name}"), results_dir() / f"read_model_server_{name}.log") as base:
         http = over_http(base, world, args.requests, args.warmup)
+        log(f"{name}: {args.requests} requests of each kind, over HTTP with a raw-socket client")
+        http_raw = over_raw_http(base, world, args.requests, args.warmup)
     engine.dispose()
     return {
         "log_rows": count,
@@ -427,6 +495,7 @@ def bench_engine(name: str, url: str, rows: int, args: argparse.Namespace, work:
         "summary_equals_seeks": summary_ok,
         "direct": in_process,
         "http": http,
+        "http_raw_client": http_raw,
         "queries": queries,
         "all_served_by_index": all(q["served_by_index"] for q in queries),
     }

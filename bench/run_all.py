@@ -211,9 +211,11 @@ def read_model_rows(result: dict[str, Any]) -> list[list[str]]:
             ("log_100", "`GET /api/integrations/{id}/log`", 20),
         ):
             http, direct = part["http"][kind], part["direct"][kind]
+            raw = part.get("http_raw_client", {}).get(kind)
+            raw_text = f"; raw-socket client p50 {raw['p50_ms']:.1f} / p99 {raw['p99_ms']:.1f} ms" if raw else ""
             rows.append(
                 ["3", f"{what} ({label})", f"p99 ≤ {target} ms",
-                 f"HTTP p50 {http['p50_ms']:.1f} / p99 {http['p99_ms']:.1f} ms; "
+                 f"HTTP p50 {http['p50_ms']:.1f} / p99 {http['p99_ms']:.1f} ms{raw_text}; "
                  f"direct p50 {direct['p50_ms']:.1f} / p99 {direct['p99_ms']:.1f} ms",
                  verdict(http["p99_ms"] <= target), f"n={http['n']} each"]
             )  # fmt: skip

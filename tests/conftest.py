@@ -36,6 +36,7 @@ def db_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     db.upgrade(url)
     yield url
     db.engine(url).dispose()
+    db.read_engine(url).dispose()
     db._engine_for.cache_clear()
     if test_db_engine() == "postgres":
         with admin.connect() as conn:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+from typing import Any
 from urllib.parse import quote
 
 from starlette.applications import Starlette
@@ -155,12 +157,29 @@ def build_app(database_url: str | None = None) -> Starlette:
         exception_handlers={HTTPException: http_error},
     )
     app.state.engine = db.engine(database_url)
+    app.state.read_engine = db.read_engine(database_url)
     return app
 
 
+# How `nurturehub serve` runs uvicorn; the read-model bench and the tests' live server use the same settings,
+# so what they measure and exercise is what users run. httptools (llhttp, in C) instead of h11's pure-Python
+# parser, and uvloop's event loop: ~0.2 ms less server CPU per request (0.9 -> 0.7 ms for a 401; the cards'
+# own work is unchanged). Both are declared dependencies; "auto" would fall back silently, so they are named.
+SERVER_OPTIONS: dict[str, Any] = {"http": "httptools", "loop": "uvloop", "server_header": False}
+
+
 def serve(host: str, port: int) -> None:
-    """`nurturehub serve`: migrate the app database if needed, then serve until interrupted."""
+    """`nurturehub serve`: migrate the app database if needed, then serve until interrupted.
+
+    Everything alive once the app is built (Dagster's and SQLAlchemy's modules: ~160,000 objects, as the
+    app imports the CRM registry) is frozen out of the garbage collector's reach: a full collection would
+    otherwise walk them all, a 100-200 ms pause for whichever request triggers it. They live as long as the
+    process anyway, so nothing is kept that would have been freed.
+    """
     import uvicorn
 
     db.upgrade()
-    uvicorn.run(build_app(), host=host, port=port, http="h11", log_level="info", server_header=False)
+    app = build_app()
+    gc.collect()
+    gc.freeze()
+    uvicorn.run(app, host=host, port=port, log_level="info", **SERVER_OPTIONS)

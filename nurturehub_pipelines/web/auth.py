@@ -18,12 +18,14 @@ import hmac
 import json
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -44,6 +46,7 @@ CSRF_HEADER = "x-csrf-token"
 MANAGER_ROLES = ("owner", "admin")
 MAX_BODY_BYTES = 64 * 1024  # every form and JSON body of this app is a few hundred bytes
 MAX_SIGNIN_BYTES = 8 * 1024  # a token and a `next` path
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -80,27 +83,43 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
 
 
-def authenticate(engine: Engine, request: Request) -> Principal | None:
-    """The caller, from a bearer token if one is sent (it then decides alone), else from the session."""
+Presented = tuple[Literal["bearer", "session"], str, str]
+
+
+def _presented(request: Request) -> Presented | None:
+    """What the request offers, read from its headers and signed cookie alone: ("bearer", token, "") or
+    ("session", key, fingerprint); None when there is nothing to look up, so an anonymous request costs no query."""
     if "authorization" in request.headers:
         token = _bearer_token(request)
-        if not token:
-            return None
-        with engine.connect() as conn:
-            user = user_for_token(conn, token)
-        return Principal(user, "bearer") if user else None
+        return ("bearer", token, "") if token else None
     key, fingerprint = request.session.get("sid"), request.session.get("fp")
     if not isinstance(key, str) or not isinstance(fingerprint, str):
         return None
+    return ("session", key, fingerprint)
+
+
+def authenticate(engine: Engine, request: Request) -> Principal | None:
+    """The caller, from a bearer token if one is sent (it then decides alone), else from the session."""
+    presented = _presented(request)
+    if presented is None:
+        return None
     with engine.connect() as conn:
-        user_id = sessions.session_user(conn, key, utcnow())
-        row = None
-        if user_id is not None:
-            row = conn.execute(
-                select(users.c.id, users.c.org_id, users.c.email, users.c.role, users.c.token_hash).where(
-                    users.c.id == user_id
-                )
-            ).first()
+        return _principal(conn, request, presented)
+
+
+def _principal(conn: Connection, request: Request, presented: Presented) -> Principal | None:
+    via, key, fingerprint = presented
+    if via == "bearer":
+        user = user_for_token(conn, key)
+        return Principal(user, "bearer") if user else None
+    user_id = sessions.session_user(conn, key, utcnow())
+    row = None
+    if user_id is not None:
+        row = conn.execute(
+            select(users.c.id, users.c.org_id, users.c.email, users.c.role, users.c.token_hash).where(
+                users.c.id == user_id
+            )
+        ).first()
     if row is None or not _same(_fingerprint(row.token_hash), fingerprint):
         request.session.clear()  # ended, expired or its user gone: the browser drops the cookie too
         return None
@@ -176,12 +195,40 @@ def safe_next(target: str | None, default: str) -> str:
 
 def require_manager(engine: Engine, request: Request) -> Principal:
     """Steps 1 and 2 of the access checks: 401 without valid credentials, 403 for a member."""
-    principal = authenticate(engine, request)
+    return _manager(authenticate(engine, request))
+
+
+def _manager(principal: Principal | None) -> Principal:
     if principal is None:
         raise HTTPException(401, "Sign in first: send Authorization: Bearer <token>.", {"WWW-Authenticate": "Bearer"})
     if not principal.may_manage:
         raise HTTPException(403, "Only the organisation's owner and admins can manage integrations.")
     return principal
+
+
+def manager_read(request: Request, read: Callable[[Principal, Connection], T]) -> T:
+    """Steps 1 and 2, then `read(principal, conn)`, all on one connection of the app's read engine.
+
+    For read-only routes (GETs): one pool checkout and no transaction (`db.read_engine`) for authentication
+    and the reads together, where `require_manager` and a second checkout cost PostgreSQL two pings, two
+    BEGINs and two ROLLBACKs. The read engine does not ping a connection before lending it (a round trip per
+    request); instead a read whose connection turns out dead (the database restarted: SQLAlchemy then
+    discards every pooled connection) runs once more on a new one. Reads are idempotent, so that is safe.
+    An anonymous request reads nothing.
+    """
+    presented = _presented(request)
+    if presented is None:
+        _manager(None)
+    engine: Engine = request.app.state.read_engine
+    for attempt in (1, 2):
+        try:
+            with engine.connect() as conn:
+                principal = _manager(_principal(conn, request, presented) if presented else None)
+                return read(principal, conn)
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def require_csrf(request: Request, principal: Principal, submitted: str | None) -> None:
@@ -191,10 +238,17 @@ def require_csrf(request: Request, principal: Principal, submitted: str | None) 
 
 def require_integration(engine: Engine, principal: Principal, raw_id: str) -> IntegrationRef:
     """Step 3: an integration of another organisation, or none at all, is 404 (the two look the same)."""
+    if parse_id(raw_id, 2**31 - 1) is None:
+        raise HTTPException(404, "No such integration.")
+    with engine.connect() as conn:
+        return require_integration_on(conn, principal, raw_id)
+
+
+def require_integration_on(conn: Connection, principal: Principal, raw_id: str) -> IntegrationRef:
+    """`require_integration` on a connection the request already holds."""
     ref, integration_id = None, parse_id(raw_id, 2**31 - 1)
     if integration_id is not None:
-        with engine.connect() as conn:
-            ref = integration_ref(conn, integration_id)
+        ref = integration_ref(conn, integration_id)
     if ref is None or ref.org_id != principal.user.org_id:
         raise HTTPException(404, "No such integration.")
     return ref

@@ -1,15 +1,21 @@
 """The JSON API (DESIGN.md, HTTP API): cards, the log, Sync Now, Retry, changes, and their OpenAPI description.
 
 Handlers that touch the database are plain functions: Starlette runs those in its thread pool, so a
-slow query never blocks the event loop. Refusals are raised as HTTPException and rendered as JSON by the
-app's handler for every /api path.
+slow query never blocks the event loop. (Running the GETs' few index reads inline on the loop instead was
+measured: it saved ~0.1 ms of a request over HTTP, within the noise, and would let one stalled database
+connection freeze every other request, static files and sign-in included; so the hop stays.) The GETs
+read on one connection of the read engine, authentication included (`auth.manager_read`). Refusals
+are raised as HTTPException and rendered as JSON by the app's handler for every /api path.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
-from sqlalchemy import Engine
+import orjson
+from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -25,12 +31,22 @@ from nurturehub_pipelines.web.auth import engine_of
 from nurturehub_pipelines.web.openapi import openapi_document
 
 
+class ListingResponse(JSONResponse):
+    """The cards and the log, written by orjson: the bytes of Starlette's `json.dumps` (compact, UTF-8 as is;
+    checked over every code point by the tests) in a tenth of its time (~0.5 ms of an organisation of 100's
+    page). Their values are strings, integers, booleans and nulls only; anything orjson would write its own
+    way or refuse (an integer past 64 bits) takes the standard library's path."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except TypeError:
+            return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
 def list_integrations(request: Request) -> Response:
-    engine = engine_of(request)
-    principal = auth.require_manager(engine, request)
-    with engine.connect() as conn:
-        cards = read_model.cards(conn, principal.user.org_id)
-    return JSONResponse({"integrations": [card.to_json() for card in cards]})
+    cards = auth.manager_read(request, lambda principal, conn: read_model.cards(conn, principal.user.org_id))
+    return ListingResponse({"integrations": [card.to_json() for card in cards]})
 
 
 def parse_limit(raw: str | None) -> int:
@@ -51,13 +67,12 @@ def parse_limit(raw: str | None) -> int:
 
 
 def integration_log(request: Request) -> Response:
-    engine = engine_of(request)
-    principal = auth.require_manager(engine, request)
-    ref = auth.require_integration(engine, principal, request.path_params["id"])
-    limit = parse_limit(request.query_params.get("limit"))
-    with engine.connect() as conn:
-        events = read_model.log_events(conn, ref.id, limit)
-    return JSONResponse({"events": [event.to_json() for event in events]})
+    def read(principal: auth.Principal, conn: Connection) -> list[read_model.LogEvent]:
+        ref = auth.require_integration_on(conn, principal, request.path_params["id"])
+        return read_model.log_events(conn, ref.id, parse_limit(request.query_params.get("limit")))
+
+    events = auth.manager_read(request, read)
+    return ListingResponse({"events": [event.to_json() for event in events]})
 
 
 def requested_sync(request: Request, principal: auth.Principal) -> tuple[IntegrationRef, SyncAnswer]:

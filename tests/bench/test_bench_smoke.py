@@ -57,6 +57,7 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     for engine in ("postgresql", "sqlite"):
         assert read_model[engine]["all_served_by_index"], read_model[engine]["queries"]
         assert read_model[engine]["http"]["log_100"]["n"] == 5
+        assert read_model[engine]["http_raw_client"]["cards_org_of_10"]["n"] == 5
         assert read_model[engine]["direct"]["cards_org_of_100"]["n"] == 5  # the shipped read_model.cards
 
     dagster = json.loads((results / "dagster_overhead.json").read_text())

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from nurturehub_pipelines.store import accounts, db
 from nurturehub_pipelines.store.sync_log import write_event
 from nurturehub_pipelines.store.tables import utcnow
-from nurturehub_pipelines.web.app import build_app
+from nurturehub_pipelines.web.app import SERVER_OPTIONS, build_app
 
 SECRET_CREDENTIAL = "street-token-TOP-SECRET-do-not-show"
 
@@ -42,9 +42,10 @@ class LiveServer:
 
 @pytest.fixture(scope="session")
 def live_server() -> Iterator[LiveServer]:
+    """uvicorn as `nurturehub serve` runs it (web.app.SERVER_OPTIONS), in a thread of the test process."""
     slot = AppSlot()
     server = uvicorn.Server(
-        uvicorn.Config(slot, host="127.0.0.1", port=0, http="h11", lifespan="off", log_level="warning")
+        uvicorn.Config(slot, host="127.0.0.1", port=0, lifespan="off", log_level="warning", **SERVER_OPTIONS)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
