@@ -72,7 +72,7 @@ from bench.common import (
     write_result,
 )
 from crm_sandbox.control import SandboxControl
-from nurturehub_pipelines.instance import instance_config, max_concurrent_syncs
+from nurturehub_pipelines.instance import instance_config, max_concurrent_syncs, postgres_storage
 from nurturehub_pipelines.run_contract import run_config, run_tags
 from nurturehub_pipelines.store import accounts, db
 
@@ -147,7 +147,9 @@ def db_columns(conn: Any, table: str) -> list[str]:
 
 def write_instance(home: Path, storage: str, dagster_db_url: str | None) -> None:
     config: dict[str, Any] = {}
-    if storage == "postgres":
+    if storage == "postgres":  # as the repo's dagster.yaml: dagster-postgres, pooled per process
+        config["storage"] = postgres_storage({"postgres_url": dagster_db_url})
+    elif storage == "dagster-postgres":  # plain dagster-postgres (a connection per storage call), to compare
         config["storage"] = {"postgres": {"postgres_url": dagster_db_url}}
     config.update(instance_config())
     home.mkdir(parents=True, exist_ok=True)
@@ -334,7 +336,7 @@ class World:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dagster-bench-")))
         self.app_url = stack.enter_context(pg_database())
         dagster_url = None
-        if args.storage == "postgres":
+        if args.storage != "sqlite":
             dagster_url = stack.enter_context(pg_database("nh_bench_dagster"))
         self.sandbox = stack.enter_context(sandbox_process())
         self.control = stack.enter_context(SandboxControl(self.sandbox.root_url))
@@ -596,7 +598,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10, help="runs timed one at a time")
     parser.add_argument("--batch", type=int, default=10, help="runs submitted at once for throughput")
-    parser.add_argument("--storage", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument(
+        "--storage",
+        choices=("postgres", "dagster-postgres", "sqlite"),
+        default="postgres",
+        help="postgres: the repo's dagster.yaml (pooled); dagster-postgres: plain dagster-postgres, to compare",
+    )
     parser.add_argument("--idle-seconds", type=float, default=20, help="daemon CPU measured with nothing to run")
     parser.add_argument("--contacts", type=int, default=1000)
     parser.add_argument("--leads", type=int, default=500)
