@@ -16,17 +16,25 @@ which keeps up to `POOL_SIZE` connections open for reuse: a run worker uses one,
 storage call; a forked child never reuses its parent's connections. The tables are inspected once per
 process (and created, as dagster-postgres does, when the database is new). The webserver still swaps in
 its own pools (`optimize_for_webserver`), as with plain dagster-postgres.
+
+Dagster's storages also ask the catalog, on most calls, whether a table or column exists (the schedule
+storage's `has_instigators_table` on every sensor-state read and write: ~10 catalog queries a second from
+an idle daemon). A table or column that exists stays (migrations only add), so a yes is remembered for the
+process (`_once_true`); a no is asked again, so a `dagster instance migrate` is seen without a restart.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy
 from dagster._serdes import ConfigurableClassData
-from dagster_postgres import DagsterPostgresStorage
+from dagster_postgres import DagsterPostgresStorage, PostgresEventLogStorage, PostgresRunStorage
+from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import (
     create_pg_engine,
     get_token_provider_from_config,
@@ -78,6 +86,57 @@ def _forget_parents_connections() -> None:
 os.register_at_fork(after_in_child=_forget_parents_connections)
 
 
+_known: set[tuple[str, str, tuple[str, ...]]] = set()
+Check = TypeVar("Check", bound=Callable[..., bool])
+
+
+def _once_true(check: Check) -> Check:
+    """A storage's "does this table/column/index exist" check, answered from memory once it has said yes."""
+
+    @functools.wraps(check)
+    def remembered(self: Any, *args: Any) -> bool:
+        key = (self.postgres_url, check.__name__, tuple(a for a in args if isinstance(a, str)))
+        if key in _known:
+            return True
+        found = check(self, *args)
+        if found:
+            _known.add(key)
+        return found
+
+    return remembered  # type: ignore[return-value]
+
+
+class _RunStorage(PostgresRunStorage):
+    has_run_stats_index_cols = _once_true(PostgresRunStorage.has_run_stats_index_cols)
+    has_bulk_actions_selector_cols = _once_true(PostgresRunStorage.has_bulk_actions_selector_cols)
+    has_backfill_id_column = _once_true(PostgresRunStorage.has_backfill_id_column)
+    has_bulk_action_job_name_column = _once_true(PostgresRunStorage.has_bulk_action_job_name_column)
+    has_backfill_tags_table = _once_true(PostgresRunStorage.has_backfill_tags_table)
+
+
+class _EventLogStorage(PostgresEventLogStorage):
+    has_table = _once_true(PostgresEventLogStorage.has_table)
+    has_asset_key_index_cols = _once_true(PostgresEventLogStorage.has_asset_key_index_cols)
+
+
+class _ScheduleStorage(PostgresScheduleStorage):
+    has_instigators_table = _once_true(PostgresScheduleStorage.has_instigators_table)
+    _has_instigators_table = _once_true(PostgresScheduleStorage._has_instigators_table)
+    _has_asset_daemon_asset_evaluations_table = _once_true(
+        PostgresScheduleStorage._has_asset_daemon_asset_evaluations_table
+    )
+    has_secondary_index_table = _once_true(PostgresScheduleStorage.has_secondary_index_table)
+    has_built_index = _once_true(PostgresScheduleStorage.has_built_index)
+
+
+# Each dagster-postgres storage becomes its subclass above: same state, same methods, the checks remembered.
+REMEMBERING: dict[type[Any], type[Any]] = {
+    PostgresRunStorage: _RunStorage,
+    PostgresEventLogStorage: _EventLogStorage,
+    PostgresScheduleStorage: _ScheduleStorage,
+}
+
+
 class PooledPostgresStorage(DagsterPostgresStorage):
     """dagster-postgres's storage on the process's pooled engine, instead of a new connection per call."""
 
@@ -97,8 +156,9 @@ class PooledPostgresStorage(DagsterPostgresStorage):
         if should_autocreate_tables:
             _checked.add(postgres_url)
         for storage in (self._run_storage, self._event_log_storage, self._schedule_storage):
-            unpooled, storage._engine = storage._engine, engine  # noqa: SLF001 - the one thing changed
+            unpooled, storage._engine = storage._engine, engine  # noqa: SLF001 - the engine, and
             unpooled.dispose()
+            storage.__class__ = REMEMBERING[type(storage)]  # the checks remembered (no state of their own)
 
     @staticmethod
     def _tables_missing(engine: sqlalchemy.Engine) -> bool:

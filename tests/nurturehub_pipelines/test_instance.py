@@ -17,6 +17,7 @@ from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobO
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.test_utils import create_run_for_test
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+from dagster_postgres import PostgresRunStorage
 from sqlalchemy import create_engine, event, text
 
 from crm_resources import registry
@@ -106,7 +107,7 @@ def instance(
     shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
     try:
         with DagsterInstance.from_config(str(tmp_path)) as loaded:
-            assert type(loaded.run_storage).__name__ == "PostgresRunStorage"
+            assert isinstance(loaded.run_storage, PostgresRunStorage)
             yield loaded
     finally:
         with admin.connect() as conn:
@@ -137,7 +138,7 @@ def dequeue(instance: DagsterInstance) -> list[str]:
 
 def test_the_repo_instance_reuses_its_postgres_connections(instance: DagsterInstance) -> None:
     """dagster-postgres alone connects for every storage call; the repo's storage keeps one pool per process."""
-    if type(instance.run_storage).__name__ != "PostgresRunStorage":
+    if not isinstance(instance.run_storage, PostgresRunStorage):
         pytest.skip("the repo's PostgreSQL instance only")
     parts = (instance.run_storage, instance.event_log_storage, instance.schedule_storage)
     engines = {id(part._engine) for part in parts}  # type: ignore[attr-defined]  # noqa: SLF001
@@ -154,6 +155,28 @@ def test_the_repo_instance_reuses_its_postgres_connections(instance: DagsterInst
     with DagsterInstance.from_ref(instance.get_ref()) as again:
         assert again.get_runs_count() == 10
     assert len(connects) <= 1  # the first call's connection, reused by every later one (40+ calls)
+
+
+def test_the_repo_instance_asks_the_catalog_once_whether_a_table_exists(instance: DagsterInstance) -> None:
+    """The sensor and schedule state calls each asked PostgreSQL's catalog for the table list."""
+    if not isinstance(instance.run_storage, PostgresRunStorage):
+        pytest.skip("the repo's PostgreSQL instance only")
+    catalog: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "pg_catalog" in statement:
+            catalog.append(statement)
+
+    def state_calls() -> None:
+        instance.all_instigator_state()
+        instance.get_instigator_state("origin", "selector")
+        instance.get_runs(limit=1)
+
+    state_calls()
+    event.listen(instance.run_storage._engine, "before_cursor_execute", seen)  # type: ignore[attr-defined]  # noqa: SLF001
+    for _ in range(5):
+        state_calls()
+    assert catalog == []
 
 
 def test_the_instance_loads_with_the_queue_monitoring_and_no_run_retries(instance: DagsterInstance) -> None:
