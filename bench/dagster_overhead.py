@@ -250,6 +250,63 @@ def tree_cpu_seconds(root: int) -> float:
     return sum(times.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_by_role(root: int) -> dict[str, float]:
+    """The daemon's tree split by role: the daemon itself, its code server(s), and the run workers (the code
+    server's spawn children, live or reaped), in CPU seconds so far."""
+    roles = {"daemon": 0.0, "code_server": 0.0, "run_workers": 0.0, "other": 0.0}
+    tick = os.sysconf("SC_CLK_TCK")
+    procs: dict[int, tuple[int, list[int], str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                procs[int(entry.name)] = (int(fields[1]), [int(v) for v in fields[11:15]], command)
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, (parent, _, _) in procs.items():
+            if parent == pid and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    for pid in tree & procs.keys():
+        _, times, command = procs[pid]
+        own, reaped = (times[0] + times[1]) / tick, (times[2] + times[3]) / tick
+        if pid == root:
+            roles["daemon"] += own
+            roles["other"] += reaped
+        elif "api grpc" in command:
+            roles["code_server"] += own
+            roles["run_workers"] += reaped  # the code server reaps its run workers
+        elif "multiprocessing" in command:
+            roles["run_workers"] += own + reaped
+        else:
+            roles["other"] += own + reaped
+    return roles
+
+
+PG_STATS = ("sessions", "xact_commit", "tup_returned", "tup_inserted", "active_time")
+
+
+def pg_database_stats(url: str | None) -> dict[str, float]:
+    """The Dagster database's counters (pg_stat_database): new connections, statements, rows read, time
+    executing statements (ms)."""
+    if url is None:
+        return {}
+    from sqlalchemy import create_engine
+
+    admin = create_engine(url.rsplit("/", 1)[0] + "/postgres")
+    try:
+        with admin.connect() as conn:
+            row = conn.execute(
+                text(f"SELECT {', '.join(PG_STATS)} FROM pg_stat_database WHERE datname = :name"),
+                {"name": url.rsplit("/", 1)[1]},
+            ).one()
+    finally:
+        admin.dispose()
+    return {name: float(value) for name, value in zip(PG_STATS, row, strict=True)}
+
+
 # --- submitting -------------------------------------------------------------------------------
 
 
@@ -350,6 +407,7 @@ class World:
         log(f"seeding {count} synced integrations")
         self.org, self.ids = seed(self.app_url, self.env, count)
         os.environ.update(self.env)  # before instance_config(): NURTUREHUB_MAX_CONCURRENT_SYNCS may be set
+        self.dagster_url = dagster_url
         write_instance(work / "dagster", args.storage, dagster_url)
 
         from dagster import DagsterInstance
@@ -380,6 +438,12 @@ def postgres_pids() -> list[int]:
                 if (entry / "comm").read_text().strip() == "postgres":
                     pids.append(int(entry.name))
     return pids
+
+
+def postgres_cpu_seconds() -> float:
+    """utime+stime of every PostgreSQL process now alive, plus what the postmaster has reaped (ended backends):
+    the server's CPU so far, other users' included (run it on a quiet server)."""
+    return cpu_seconds_of(postgres_pids())
 
 
 def machine_busy_seconds() -> tuple[float, float]:
@@ -650,12 +714,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         submitter.wait([run_id], timeout=600)
 
         # What the daemon costs with nothing to run: its sensors and queue ticking (CPU share of one core).
-        idle_share = 0.0
+        idle_share = pg_idle_share = 0.0
         if not args.py_spy:  # under py-spy the tree's root is py-spy itself
             idle_before, idle_started = tree_cpu_seconds(process.pid), time.monotonic()
+            pg_idle_before = postgres_cpu_seconds()
             time.sleep(args.idle_seconds)
-            idle_share = (tree_cpu_seconds(process.pid) - idle_before) / (time.monotonic() - idle_started)
+            idle_seconds = time.monotonic() - idle_started
+            idle_share = (tree_cpu_seconds(process.pid) - idle_before) / idle_seconds
+            pg_idle_share = (postgres_cpu_seconds() - pg_idle_before) / idle_seconds
             result["daemon_idle_cpu_share_of_a_core"] = round(idle_share, 3)
+            result["postgres_idle_cpu_share_of_a_core"] = round(pg_idle_share, 3)
 
         latencies, phases, run_ids = [], [], []
         for n in range(args.runs):
@@ -675,11 +743,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             return result
 
         log(f"throughput: {args.batch} runs at once")
-        cpu_before, started = tree_cpu_seconds(process.pid), time.time()
+        cpu_before, pg_before, started = tree_cpu_seconds(process.pid), postgres_cpu_seconds(), time.time()
+        roles_before, db_before = tree_cpu_by_role(process.pid), pg_database_stats(world.dagster_url)
         batch = [submitter.submit(iid, org) for iid in ids[1 : 1 + args.batch]]
         done_at = submitter.wait([run_id for run_id, _ in batch], timeout=1200)
         batch_seconds = max(done_at.values()) - started
         cpu_seconds = tree_cpu_seconds(process.pid) - cpu_before
+        pg_seconds = postgres_cpu_seconds() - pg_before
+        roles_after, db_after = tree_cpu_by_role(process.pid), pg_database_stats(world.dagster_url)
         timeline = sorted(
             (submitter.phases(run_id, started) for run_id, _ in batch), key=lambda p: p.get("RUN_STARTING", 0)
         )
@@ -689,6 +760,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ceiling = max_concurrent_syncs()  # the queue's sync runs at once on this machine (no per-CRM ceiling)
     # A run's own CPU: the tree's CPU during the batch less what the daemon burns anyway in that time.
     per_run_cpu = max(0.01, (cpu_seconds - idle_share * batch_seconds) / args.batch)
+    per_run_pg = max(0.0, (pg_seconds - pg_idle_share * batch_seconds) / args.batch)
     cores = os.cpu_count() or 1
     by_latency = ceiling * CYCLE_SECONDS / median
     by_cpu = (cores - idle_share) * CYCLE_SECONDS / per_run_cpu
@@ -712,6 +784,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "seconds": round(batch_seconds, 2),
                 "runs_per_minute": round(args.batch / batch_seconds * 60, 1),
                 "cpu_seconds_per_run": round(per_run_cpu, 2),  # the daemon's idle ticking taken out
+                # Every PostgreSQL process (the server is shared: quiet machine only), its idle share taken out.
+                "postgres_cpu_seconds_per_run": round(per_run_pg, 2),
+                "cpu_seconds_per_run_with_postgres": round(per_run_cpu + per_run_pg, 2),
+                # Per run, the daemon's idle ticking not taken out (it is in daemon and code_server).
+                "cpu_seconds_per_run_by_process": {
+                    role: round((roles_after[role] - roles_before[role]) / args.batch, 2) for role in roles_after
+                },
+                "dagster_database_per_run": {
+                    name: round((db_after[name] - db_before[name]) / args.batch, 1) for name in db_after
+                },
                 "sync_concurrency": ceiling,
                 "timeline_s": timeline,  # per run, seconds after the first submit
             },
