@@ -251,38 +251,15 @@ def tree_cpu_seconds(root: int) -> float:
 
 
 def tree_cpu_by_role(root: int) -> dict[str, float]:
-    """The daemon's tree split by role: the daemon itself, its code server(s), and the run workers (the code
-    server's spawn children, live or reaped), in CPU seconds so far."""
-    roles = {"daemon": 0.0, "code_server": 0.0, "run_workers": 0.0, "other": 0.0}
+    """The daemon's own CPU seconds so far, and its children's: the code servers and their run workers, live
+    or reaped. (Not split further: the daemon starts a new code server every ~65 s, its workspace refresh, and
+    an old one's run workers are reaped into it, then it into the daemon; `--py-spy` splits the run worker.)"""
     tick = os.sysconf("SC_CLK_TCK")
-    procs: dict[int, tuple[int, list[int], str]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with suppress(OSError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                procs[int(entry.name)] = (int(fields[1]), [int(v) for v in fields[11:15]], command)
-    tree, frontier = {root}, [root]
-    while frontier:
-        pid = frontier.pop()
-        for child, (parent, _, _) in procs.items():
-            if parent == pid and child not in tree:
-                tree.add(child)
-                frontier.append(child)
-    for pid in tree & procs.keys():
-        _, times, command = procs[pid]
-        own, reaped = (times[0] + times[1]) / tick, (times[2] + times[3]) / tick
-        if pid == root:
-            roles["daemon"] += own
-            roles["other"] += reaped
-        elif "api grpc" in command:
-            roles["code_server"] += own
-            roles["run_workers"] += reaped  # the code server reaps its run workers
-        elif "multiprocessing" in command:
-            roles["run_workers"] += own + reaped
-        else:
-            roles["other"] += own + reaped
-    return roles
+    with suppress(OSError):
+        fields = Path(f"/proc/{root}/stat").read_text().rsplit(")", 1)[1].split()
+        own = (int(fields[11]) + int(fields[12])) / tick
+        return {"daemon": own, "code_servers_and_run_workers": tree_cpu_seconds(root) - own}
+    return {"daemon": 0.0, "code_servers_and_run_workers": 0.0}
 
 
 PG_STATS = ("sessions", "xact_commit", "tup_returned", "tup_inserted", "active_time")
@@ -787,7 +764,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 # Every PostgreSQL process (the server is shared: quiet machine only), its idle share taken out.
                 "postgres_cpu_seconds_per_run": round(per_run_pg, 2),
                 "cpu_seconds_per_run_with_postgres": round(per_run_cpu + per_run_pg, 2),
-                # Per run, the daemon's idle ticking not taken out (it is in daemon and code_server).
+                # Per run, the daemon's idle ticking (and any code server started meanwhile) not taken out.
                 "cpu_seconds_per_run_by_process": {
                     role: round((roles_after[role] - roles_before[role]) / args.batch, 2) for role in roles_after
                 },
