@@ -72,7 +72,7 @@ from bench.common import (
     write_result,
 )
 from crm_sandbox.control import SandboxControl
-from nurturehub_pipelines.instance import instance_config, max_concurrent_syncs
+from nurturehub_pipelines.instance import instance_config, max_concurrent_syncs, postgres_storage
 from nurturehub_pipelines.run_contract import run_config, run_tags
 from nurturehub_pipelines.store import accounts, db
 
@@ -147,7 +147,9 @@ def db_columns(conn: Any, table: str) -> list[str]:
 
 def write_instance(home: Path, storage: str, dagster_db_url: str | None) -> None:
     config: dict[str, Any] = {}
-    if storage == "postgres":
+    if storage == "postgres":  # as the repo's dagster.yaml: dagster-postgres, pooled per process
+        config["storage"] = postgres_storage({"postgres_url": dagster_db_url})
+    elif storage == "dagster-postgres":  # plain dagster-postgres (a connection per storage call), to compare
         config["storage"] = {"postgres": {"postgres_url": dagster_db_url}}
     config.update(instance_config())
     home.mkdir(parents=True, exist_ok=True)
@@ -248,6 +250,40 @@ def tree_cpu_seconds(root: int) -> float:
     return sum(times.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_by_role(root: int) -> dict[str, float]:
+    """The daemon's own CPU seconds so far, and its children's: the code servers and their run workers, live
+    or reaped. (Not split further: the daemon starts a new code server every ~65 s, its workspace refresh, and
+    an old one's run workers are reaped into it, then it into the daemon; `--py-spy` splits the run worker.)"""
+    tick = os.sysconf("SC_CLK_TCK")
+    with suppress(OSError):
+        fields = Path(f"/proc/{root}/stat").read_text().rsplit(")", 1)[1].split()
+        own = (int(fields[11]) + int(fields[12])) / tick
+        return {"daemon": own, "code_servers_and_run_workers": tree_cpu_seconds(root) - own}
+    return {"daemon": 0.0, "code_servers_and_run_workers": 0.0}
+
+
+PG_STATS = ("sessions", "xact_commit", "tup_returned", "tup_inserted", "active_time")
+
+
+def pg_database_stats(url: str | None) -> dict[str, float]:
+    """The Dagster database's counters (pg_stat_database): new connections, statements, rows read, time
+    executing statements (ms)."""
+    if url is None:
+        return {}
+    from sqlalchemy import create_engine
+
+    admin = create_engine(url.rsplit("/", 1)[0] + "/postgres")
+    try:
+        with admin.connect() as conn:
+            row = conn.execute(
+                text(f"SELECT {', '.join(PG_STATS)} FROM pg_stat_database WHERE datname = :name"),
+                {"name": url.rsplit("/", 1)[1]},
+            ).one()
+    finally:
+        admin.dispose()
+    return {name: float(value) for name, value in zip(PG_STATS, row, strict=True)}
+
+
 # --- submitting -------------------------------------------------------------------------------
 
 
@@ -334,7 +370,7 @@ class World:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dagster-bench-")))
         self.app_url = stack.enter_context(pg_database())
         dagster_url = None
-        if args.storage == "postgres":
+        if args.storage != "sqlite":
             dagster_url = stack.enter_context(pg_database("nh_bench_dagster"))
         self.sandbox = stack.enter_context(sandbox_process())
         self.control = stack.enter_context(SandboxControl(self.sandbox.root_url))
@@ -348,6 +384,7 @@ class World:
         log(f"seeding {count} synced integrations")
         self.org, self.ids = seed(self.app_url, self.env, count)
         os.environ.update(self.env)  # before instance_config(): NURTUREHUB_MAX_CONCURRENT_SYNCS may be set
+        self.dagster_url = dagster_url
         write_instance(work / "dagster", args.storage, dagster_url)
 
         from dagster import DagsterInstance
@@ -378,6 +415,12 @@ def postgres_pids() -> list[int]:
                 if (entry / "comm").read_text().strip() == "postgres":
                     pids.append(int(entry.name))
     return pids
+
+
+def postgres_cpu_seconds() -> float:
+    """utime+stime of every PostgreSQL process now alive, plus what the postmaster has reaped (ended backends):
+    the server's CPU so far, other users' included (run it on a quiet server)."""
+    return cpu_seconds_of(postgres_pids())
 
 
 def machine_busy_seconds() -> tuple[float, float]:
@@ -596,7 +639,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10, help="runs timed one at a time")
     parser.add_argument("--batch", type=int, default=10, help="runs submitted at once for throughput")
-    parser.add_argument("--storage", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument(
+        "--storage",
+        choices=("postgres", "dagster-postgres", "sqlite"),
+        default="postgres",
+        help="postgres: the repo's dagster.yaml (pooled); dagster-postgres: plain dagster-postgres, to compare",
+    )
     parser.add_argument("--idle-seconds", type=float, default=20, help="daemon CPU measured with nothing to run")
     parser.add_argument("--contacts", type=int, default=1000)
     parser.add_argument("--leads", type=int, default=500)
@@ -643,12 +691,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         submitter.wait([run_id], timeout=600)
 
         # What the daemon costs with nothing to run: its sensors and queue ticking (CPU share of one core).
-        idle_share = 0.0
+        idle_share = pg_idle_share = 0.0
         if not args.py_spy:  # under py-spy the tree's root is py-spy itself
             idle_before, idle_started = tree_cpu_seconds(process.pid), time.monotonic()
+            pg_idle_before = postgres_cpu_seconds()
             time.sleep(args.idle_seconds)
-            idle_share = (tree_cpu_seconds(process.pid) - idle_before) / (time.monotonic() - idle_started)
+            idle_seconds = time.monotonic() - idle_started
+            idle_share = (tree_cpu_seconds(process.pid) - idle_before) / idle_seconds
+            pg_idle_share = (postgres_cpu_seconds() - pg_idle_before) / idle_seconds
             result["daemon_idle_cpu_share_of_a_core"] = round(idle_share, 3)
+            result["postgres_idle_cpu_share_of_a_core"] = round(pg_idle_share, 3)
 
         latencies, phases, run_ids = [], [], []
         for n in range(args.runs):
@@ -668,11 +720,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             return result
 
         log(f"throughput: {args.batch} runs at once")
-        cpu_before, started = tree_cpu_seconds(process.pid), time.time()
+        cpu_before, pg_before, started = tree_cpu_seconds(process.pid), postgres_cpu_seconds(), time.time()
+        roles_before, db_before = tree_cpu_by_role(process.pid), pg_database_stats(world.dagster_url)
         batch = [submitter.submit(iid, org) for iid in ids[1 : 1 + args.batch]]
         done_at = submitter.wait([run_id for run_id, _ in batch], timeout=1200)
         batch_seconds = max(done_at.values()) - started
         cpu_seconds = tree_cpu_seconds(process.pid) - cpu_before
+        pg_seconds = postgres_cpu_seconds() - pg_before
+        roles_after, db_after = tree_cpu_by_role(process.pid), pg_database_stats(world.dagster_url)
         timeline = sorted(
             (submitter.phases(run_id, started) for run_id, _ in batch), key=lambda p: p.get("RUN_STARTING", 0)
         )
@@ -682,6 +737,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ceiling = max_concurrent_syncs()  # the queue's sync runs at once on this machine (no per-CRM ceiling)
     # A run's own CPU: the tree's CPU during the batch less what the daemon burns anyway in that time.
     per_run_cpu = max(0.01, (cpu_seconds - idle_share * batch_seconds) / args.batch)
+    per_run_pg = max(0.0, (pg_seconds - pg_idle_share * batch_seconds) / args.batch)
     cores = os.cpu_count() or 1
     by_latency = ceiling * CYCLE_SECONDS / median
     by_cpu = (cores - idle_share) * CYCLE_SECONDS / per_run_cpu
@@ -705,6 +761,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "seconds": round(batch_seconds, 2),
                 "runs_per_minute": round(args.batch / batch_seconds * 60, 1),
                 "cpu_seconds_per_run": round(per_run_cpu, 2),  # the daemon's idle ticking taken out
+                # Every PostgreSQL process (the server is shared: quiet machine only), its idle share taken out.
+                "postgres_cpu_seconds_per_run": round(per_run_pg, 2),
+                "cpu_seconds_per_run_with_postgres": round(per_run_cpu + per_run_pg, 2),
+                # Per run, the daemon's idle ticking (and any code server started meanwhile) not taken out.
+                "cpu_seconds_per_run_by_process": {
+                    role: round((roles_after[role] - roles_before[role]) / args.batch, 2) for role in roles_after
+                },
+                "dagster_database_per_run": {
+                    name: round((db_after[name] - db_before[name]) / args.batch, 1) for name in db_after
+                },
                 "sync_concurrency": ceiling,
                 "timeline_s": timeline,  # per run, seconds after the first submit
             },

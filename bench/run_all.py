@@ -243,14 +243,16 @@ def dagster_rows(result: dict[str, Any]) -> list[list[str]]:
         spy = profile["py_spy"]
         parts = "; ".join(f"{name.split(' (')[0]} {s:.2f}" for name, s in spy["run_worker_split_per_run_s"].items())
         worker = f"py-spy, run worker CPU s per run: {spy['run_worker_cpu_s_per_run']:.2f} ({parts})"
+    pg = thr.get("postgres_cpu_seconds_per_run")
     rows = [
         ["4", f"Scheduled sync, nothing changed: submit → SUCCESS via dagster-daemon ({result['storage']})",
          f"≤ {result['target_seconds']:g} s",
          f"median {lat['median_s']:.2f} s (min {lat['min_s']:.2f}, max {lat['max_s']:.2f}, n={lat['n']})",
          verdict(lat["median_s"] <= result["target_seconds"]), f"median s after submit: {split}"],
         ["4", f"Throughput: {thr['runs']} runs at once ({thr['sync_concurrency']} sync runs at once)", "—",
-         f"{thr['runs_per_minute']:.1f} runs/min; {thr['cpu_seconds_per_run']:.1f} CPU s per run", "",
-         "daemon + code server + run workers"],
+         f"{thr['runs_per_minute']:.1f} runs/min; {thr['cpu_seconds_per_run']:.1f} CPU s per run"
+         + (f", + PostgreSQL {pg:.1f}" if pg is not None else ""),
+         "", "daemon + code server + run workers; PostgreSQL: all its processes, idle share out"],
         ["4", "Integrations served per 4-hour cycle, this machine", "—",
          f"{cap['bound']:,} (bound: {cap['formula']}); measured throughput × 4 h: {cap['measured_throughput']:,}",
          "", f"daemon idle: {result.get('daemon_idle_cpu_share_of_a_core', 0):.0%} of a core"],

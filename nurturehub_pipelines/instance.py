@@ -76,6 +76,15 @@ def run_coordinator_config(max_syncs: int) -> dict[str, Any]:
     }
 
 
+POOLED_POSTGRES_STORAGE = {"module": "nurturehub_pipelines.dagster_storage", "class": "PooledPostgresStorage"}
+
+
+def postgres_storage(postgres: dict[str, Any]) -> dict[str, Any]:
+    """The `storage` block of a PostgreSQL instance: dagster-postgres, configured as its own `postgres:` block
+    (`postgres_db` or `postgres_url`), with a connection pool per process (`dagster_storage.py` says why)."""
+    return {"custom": {**POOLED_POSTGRES_STORAGE, "config": postgres}}
+
+
 def instance_config(max_syncs: int | None = None) -> dict[str, Any]:
     """Everything but storage: the part of dagster.yaml the embedded default and production share.
 

@@ -17,7 +17,8 @@ from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobO
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.test_utils import create_run_for_test
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
-from sqlalchemy import create_engine, text
+from dagster_postgres import PostgresRunStorage
+from sqlalchemy import create_engine, event, text
 
 from crm_resources import registry
 from nurturehub_pipelines.instance import (
@@ -28,6 +29,7 @@ from nurturehub_pipelines.instance import (
     ensure_embedded_instance,
     instance_config,
     max_concurrent_syncs,
+    postgres_storage,
 )
 from nurturehub_pipelines.run_contract import SERVICE_ALERT_DELIVERY as ALERT_DELIVERY
 from nurturehub_pipelines.run_contract import TAG_CRM, TAG_SERVICE, job_name, run_tags
@@ -40,7 +42,8 @@ def test_the_repo_dagster_yaml_is_postgres_from_env_with_the_shared_settings() -
     config = yaml.safe_load((REPO / "dagster.yaml").read_text())
     storage = config.pop("storage")
     assert config == instance_config(PRODUCTION_MAX_CONCURRENT_SYNCS)
-    db = storage["postgres"]["postgres_db"]
+    assert storage == postgres_storage(storage["custom"]["config"])  # dagster-postgres, pooled
+    db = storage["custom"]["config"]["postgres_db"]
     assert db.pop("scheme") == "postgresql+psycopg2"
     assert db == {
         "hostname": {"env": "DAGSTER_PG_HOST"},
@@ -104,7 +107,7 @@ def instance(
     shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
     try:
         with DagsterInstance.from_config(str(tmp_path)) as loaded:
-            assert type(loaded.run_storage).__name__ == "PostgresRunStorage"
+            assert isinstance(loaded.run_storage, PostgresRunStorage)
             yield loaded
     finally:
         with admin.connect() as conn:
@@ -131,6 +134,49 @@ def dequeue(instance: DagsterInstance) -> list[str]:
     daemon._logger = logging.getLogger("test_queue")  # noqa: SLF001 - normally set by the daemon controller
     chosen = daemon._get_runs_to_dequeue(instance, instance.get_concurrency_config(), fixed_iteration_time=None)
     return [run.run_id for run in chosen]
+
+
+def test_the_repo_instance_reuses_its_postgres_connections(instance: DagsterInstance) -> None:
+    """dagster-postgres alone connects for every storage call; the repo's storage keeps one pool per process."""
+    if not isinstance(instance.run_storage, PostgresRunStorage):
+        pytest.skip("the repo's PostgreSQL instance only")
+    parts = (instance.run_storage, instance.event_log_storage, instance.schedule_storage)
+    engines = {id(part._engine) for part in parts}  # type: ignore[attr-defined]  # noqa: SLF001
+    assert len(engines) == 1  # run, event log and schedule storage share it
+    connects: list[object] = []
+    event.listen(instance.run_storage._engine, "connect", lambda *_: connects.append(1))  # type: ignore[attr-defined]  # noqa: SLF001
+    for integration_id in range(10):
+        run_id = add_run(instance, "reapit", integration_id, DagsterRunStatus.QUEUED)
+        instance.report_run_failed(instance.get_run_by_id(run_id))  # type: ignore[arg-type]
+        assert instance.get_run_by_id(run_id).status == DagsterRunStatus.FAILURE  # type: ignore[union-attr]
+        assert instance.all_logs(run_id)
+    instance.get_runs(limit=5)
+    # Another instance of the process (the code server makes one per sensor evaluation): the same pool.
+    with DagsterInstance.from_ref(instance.get_ref()) as again:
+        assert again.get_runs_count() == 10
+    assert len(connects) <= 1  # the first call's connection, reused by every later one (40+ calls)
+
+
+def test_the_repo_instance_asks_the_catalog_once_whether_a_table_exists(instance: DagsterInstance) -> None:
+    """The sensor and schedule state calls each asked PostgreSQL's catalog for the table list."""
+    if not isinstance(instance.run_storage, PostgresRunStorage):
+        pytest.skip("the repo's PostgreSQL instance only")
+    catalog: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "pg_catalog" in statement:
+            catalog.append(statement)
+
+    def state_calls() -> None:
+        instance.all_instigator_state()
+        instance.get_instigator_state("origin", "selector")
+        instance.get_runs(limit=1)
+
+    state_calls()
+    event.listen(instance.run_storage._engine, "before_cursor_execute", seen)  # type: ignore[attr-defined]  # noqa: SLF001
+    for _ in range(5):
+        state_calls()
+    assert catalog == []
 
 
 def test_the_instance_loads_with_the_queue_monitoring_and_no_run_retries(instance: DagsterInstance) -> None:
