@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -41,8 +40,6 @@ SEVERITY = {"success": 0, "warning": 1, "error": 2}
 # A batch of pages is committed together once it holds this many records, or is this old.
 BATCH_ROWS = 5_000
 BATCH_SECONDS = 1.0
-# How long a thread may hold the GIL while another waits for it, during a stream (Python's default: 5 ms).
-HANDOFF_SECONDS = 0.0005
 
 
 @dataclass
@@ -234,7 +231,7 @@ class SyncSession:
 
     def _import(self, stream: str, event_type: str) -> StepResult:
         # One connection for the stream and a transaction per batch on it: no pool checkout per batch.
-        with _heap_frozen(), _quick_handoffs(), RetryingConnection(self.db) as conn:
+        with _heap_frozen(), RetryingConnection(self.db) as conn:
             try:
                 return self._import_on(conn, stream, event_type)
             except DatabaseUnavailable as down:
@@ -322,23 +319,6 @@ class SyncSession:
             }
         )
         return external_id
-
-
-@contextlib.contextmanager
-def _quick_handoffs() -> Iterator[None]:
-    """Let the read-ahead and write-behind threads have the GIL back within 0.5 ms, not 5, while a stream runs.
-
-    Each of their socket calls gives the GIL up and must wait for it again while this thread maps: at
-    Python's 5 ms switch interval a page's request, reads and parse waited ~15 ms for it, longer than the
-    page takes to map, so the mapper stood waiting for pages (bench/README.md, "the GIL's hand-offs").
-    The interval is the interpreter's, so it is set back when the stream ends.
-    """
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(HANDOFF_SECONDS)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
 
 
 @contextlib.contextmanager
