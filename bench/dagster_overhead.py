@@ -145,13 +145,15 @@ def db_columns(conn: Any, table: str) -> list[str]:
     return [row[0] for row in rows]
 
 
-def write_instance(home: Path, storage: str, dagster_db_url: str | None) -> None:
+def write_instance(home: Path, storage: str, dagster_db_url: str | None, launcher: str = "forkserver") -> None:
     config: dict[str, Any] = {}
     if storage == "postgres":  # as the repo's dagster.yaml: dagster-postgres, pooled per process
         config["storage"] = postgres_storage({"postgres_url": dagster_db_url})
     elif storage == "dagster-postgres":  # plain dagster-postgres (a connection per storage call), to compare
         config["storage"] = {"postgres": {"postgres_url": dagster_db_url}}
     config.update(instance_config())
+    if launcher == "dagster":  # Dagster's DefaultRunLauncher (a fresh interpreter per run), to compare
+        del config["run_launcher"]
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
@@ -385,7 +387,7 @@ class World:
         self.org, self.ids = seed(self.app_url, self.env, count)
         os.environ.update(self.env)  # before instance_config(): NURTUREHUB_MAX_CONCURRENT_SYNCS may be set
         self.dagster_url = dagster_url
-        write_instance(work / "dagster", args.storage, dagster_url)
+        write_instance(work / "dagster", args.storage, dagster_url, args.launcher)
 
         from dagster import DagsterInstance
 
@@ -645,6 +647,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default="postgres",
         help="postgres: the repo's dagster.yaml (pooled); dagster-postgres: plain dagster-postgres, to compare",
     )
+    parser.add_argument(
+        "--launcher",
+        choices=("forkserver", "dagster"),
+        default="forkserver",
+        help="forkserver: the repo's dagster.yaml (run workers forked warm); dagster: DefaultRunLauncher, to compare",
+    )
     parser.add_argument("--idle-seconds", type=float, default=20, help="daemon CPU measured with nothing to run")
     parser.add_argument("--contacts", type=int, default=1000)
     parser.add_argument("--leads", type=int, default=500)
@@ -671,7 +679,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.out = "dagster_fleet" if args.fleet else "dagster_imports" if args.imports else "dagster_overhead"
     if args.py_spy:
         args.batch = 0  # py-spy's own CPU would count in the throughput figures
-    result: dict[str, Any] = {"machine": machine(), "storage": args.storage, "target_seconds": TARGET_SECONDS}
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "storage": args.storage,
+        "launcher": args.launcher,
+        "target_seconds": TARGET_SECONDS,
+    }
 
     if args.imports:
         return imports(args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -113,6 +114,13 @@ def phone(value: Any, external_id: str) -> str | None:
     # answer (every 10-digit 01/02/03/07 number is possible, and E.164 is +44 and its digits), checked in tests.
     if number := _GB_TEN_DIGITS.fullmatch(given.translate(_LAYOUT)):
         return "+44" + number.group(1)
+    return _parsed_phone(given)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_phone(given: str) -> str:
+    """The other shapes, through phonenumbers; remembered, since a CRM's placeholders ("n/a", "TBC", a
+    branch's switchboard) repeat across thousands of records and each costs a full parse."""
     try:
         parsed = phonenumbers.parse(given, "GB")
     except phonenumbers.NumberParseException:

@@ -77,6 +77,9 @@ def run_coordinator_config(max_syncs: int) -> dict[str, Any]:
 
 
 POOLED_POSTGRES_STORAGE = {"module": "nurturehub_pipelines.dagster_storage", "class": "PooledPostgresStorage"}
+# Run workers forked from a process that has imported Dagster once (run_launcher.py says why): a run's CPU
+# goes from ~3.3 to ~0.7 s (bench/README.md). Single-host deployments only; Kubernetes has its own launcher.
+FORKSERVER_RUN_LAUNCHER = {"module": "nurturehub_pipelines.run_launcher", "class": "ForkserverRunLauncher"}
 
 
 def postgres_storage(postgres: dict[str, Any]) -> dict[str, Any]:
@@ -91,6 +94,7 @@ def instance_config(max_syncs: int | None = None) -> dict[str, Any]:
     `max_syncs` None: this deployment's figure (`max_concurrent_syncs()`); the static production files pass
     PRODUCTION_MAX_CONCURRENT_SYNCS."""
     return {
+        "run_launcher": FORKSERVER_RUN_LAUNCHER,
         "run_coordinator": run_coordinator_config(max_concurrent_syncs() if max_syncs is None else max_syncs),
         # Marks runs failed that never start, hang while cancelling or outlive MAX_RUNTIME_SECONDS, so the
         # failure sensor can write their sync_finished/error row.

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Dialect, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from nurturehub_pipelines import settings
+from nurturehub_pipelines.store.sqlite_pragmas import apply_pragmas
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -44,16 +45,7 @@ def _engine_for(url: str, autocommit: bool = False) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # WAL lets the page read while a sync writes; busy_timeout rides out short write locks.
-            # synchronous=NORMAL: in WAL mode a commit no longer waits for fsync, and a power cut can only
-            # lose the newest commits, in order — a cursor is committed after its rows, so it never outlives
-            # them, and the next sync re-reads what was lost (an app crash loses nothing).
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
+            apply_pragmas(dbapi_conn)
 
         return engine
     connect_args = PG_CONNECT_ARGS if url.startswith("postgresql") else {}

@@ -30,6 +30,7 @@ from nurturehub_pipelines.store.integration_changes import lift_quarantine
 from nurturehub_pipelines.store.sync_log import write_event
 from nurturehub_pipelines.store.tables import contacts, crm_sync_log, integrations, leads, skipped_records
 from nurturehub_pipelines.sync import cursors
+from nurturehub_pipelines.sync.sqlite_writer import SqliteWriter, sqlite_file
 from nurturehub_pipelines.sync.upsert import RowBatch, mark_missing_deleted
 from nurturehub_pipelines.sync.write_behind import WriteBehind
 
@@ -253,11 +254,7 @@ class SyncSession:
         high_water: datetime | None = None
         seen: set[str] = set()
         batch = self._batch(table)
-        # Behind only on PostgreSQL, whose work is another process's: SQLite's is this process's, and its
-        # writer thread would hand the GIL back and forth once a row (measured: no faster, bench/README.md).
-        behind = self.db.dialect.name == "postgresql"
-        writer: WriteBehind[PageBatch] = WriteBehind(lambda b: conn.run(b.write), name=stream, behind=behind)
-        with writer:
+        with self._writer(conn, stream) as writer:
             try:
                 for page in client.pages(stream, since):
                     for raw in page.records:
@@ -300,6 +297,27 @@ class SyncSession:
             reason, _ = result.skip_reasons.most_common(1)[0]
             result.message += f"; {result.skipped:,} skipped: {reason}"
         return result
+
+    @contextlib.contextmanager
+    def _writer(self, conn: RetryingConnection, stream: str) -> Iterator[WriteBehind[PageBatch]]:
+        """Batches written one behind the mapping by whatever runs the database's work on the other core:
+        PostgreSQL's server, or for a SQLite file a writer process of the sync's own (`sqlite_writer`: its
+        work in this process would hold the GIL the mapping needs). An in-memory SQLite writes inline."""
+        database = sqlite_file(self.db)
+        if database is None:
+            behind = self.db.dialect.name == "postgresql"
+            with WriteBehind[PageBatch](lambda b: conn.run(b.write), name=stream, behind=behind) as writer:
+                yield writer
+            return
+        with SqliteWriter(database) as process:
+
+            def write(batch: PageBatch) -> int:
+                if batch.skips:  # kept in their batch's transaction, which our connection writes
+                    return conn.run(batch.write)
+                return process.write(batch.rows.sqlite_statement(), batch.rows.parameters()) if len(batch.rows) else 0
+
+            with WriteBehind[PageBatch](write, name=stream) as writer:
+                yield writer
 
     def _batch(self, table: Table) -> PageBatch:
         return PageBatch(RowBatch(table, self.integration.id, self.db.dialect))

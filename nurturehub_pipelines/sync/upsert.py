@@ -19,7 +19,8 @@ from sqlalchemy.types import TypeEngine
 
 from crm_resources.records import Contact, Lead
 from nurturehub_pipelines.store.tables import UTCDateTime, utcnow
-from nurturehub_pipelines.sync.canonical import canonical_json, digest
+from nurturehub_pipelines.sync.canonical import canonical_json
+from nurturehub_pipelines.sync.sqlite_writer import HASH_FUNCTION, register_content_hash
 
 # COPY's text format: backslash, tab, newline and carriage return are escaped inside a field.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -112,12 +113,23 @@ class RowBatch:
         return f"{values}\t{self.integration_id}\t{raw_text}\t{self._synced_text}\n"
 
     def _parameters(self, record: Contact | Lead) -> tuple[Any, ...]:
-        raw = canonical_json(record.raw)
+        # No hash here: the statement has SQLite compute it from `raw` (`sqlite_writer.HASH_FUNCTION`), in
+        # the writer process when there is one.
         values = list(self._get(record))
         for i, bind in self._binds:
             if (value := values[i]) is not None:
                 values[i] = bind(value)
-        return (*values, self.integration_id, raw.decode(), digest(raw), self._synced_param)
+        return (*values, self.integration_id, canonical_json(record.raw).decode(), self._synced_param)
+
+    def sqlite_statement(self) -> str:
+        """The upsert `parameters()` are bound to: positional, `raw`'s slot bound twice (stored, hashed)."""
+        listed = ", ".join(self.columns)
+        raw = len(self._fields) + 2
+        slots = [f"?{i}" for i in range(1, raw + 1)] + [f"{HASH_FUNCTION}(?{raw})", f"?{raw + 1}"]
+        return f"INSERT INTO {self.table.name} ({listed}) VALUES ({', '.join(slots)}) {self._upsert_tail()}"
+
+    def parameters(self) -> list[tuple[Any, ...]]:
+        return list(self._rows.values())
 
     def write(self, conn: Connection) -> int:
         """Insert new records and update changed ones; returns how many rows were written.
@@ -171,16 +183,14 @@ class RowBatch:
             cursor.close()
 
     def _executemany(self, conn: Connection) -> int:
-        listed = ", ".join(self.columns)
-        slots = ", ".join("?" for _ in self.columns)
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None
+        if not conn.connection.info.get("nh_content_hash"):
+            register_content_hash(dbapi)  # type: ignore[arg-type]
+            conn.connection.info["nh_content_hash"] = True
         cursor = dbapi.cursor()
         try:
-            cursor.executemany(
-                f"INSERT INTO {self.table.name} ({listed}) VALUES ({slots}) {self._upsert_tail()}",
-                list(self._rows.values()),
-            )
+            cursor.executemany(self.sqlite_statement(), self.parameters())
             return int(cursor.rowcount)
         finally:
             cursor.close()

@@ -8,10 +8,8 @@ credentials, the next tick runs it and its card goes green.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -26,7 +24,7 @@ from nurturehub_pipelines.instance import instance_config
 from nurturehub_pipelines.store import accounts, db
 from nurturehub_pipelines.store.integration_changes import IntegrationChange, apply_change, quarantine, set_enabled
 from nurturehub_pipelines.store.tables import crm_sync_log, utcnow
-from tests.support.daemon import dagster_daemon
+from tests.support.daemon import dagster_daemon, wait_for
 
 OWNER = "owner@harbour.example"
 TICK = 60  # seconds between ticks of "* * * * *"
@@ -45,15 +43,6 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
 def scheduled_runs(instance: DagsterInstance, integration_id: int) -> list[DagsterRun]:
     tags = {run_contract.TAG_INTEGRATION: str(integration_id), run_contract.TAG_TRIGGER: "schedule"}
     return list(instance.get_runs(filters=RunsFilter(tags=tags)))
-
-
-def wait_for(what: str, timeout: float, probe: Callable[[], Any]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := probe():
-            return found
-        time.sleep(1)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def finished(integration_id: int) -> list[str]:

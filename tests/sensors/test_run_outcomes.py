@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 
 from nurturehub_pipelines.jobs import build_sync_job
 from nurturehub_pipelines.run_contract import job_name, run_config, run_tags
+from nurturehub_pipelines.run_launcher import TAG_PID
 from nurturehub_pipelines.store import db
 from nurturehub_pipelines.store.tables import crm_sync_log, integrations
 from nurturehub_pipelines.sync import heartbeat
@@ -72,7 +73,7 @@ def test_a_launchpad_run_without_tags_is_found_by_its_run_config(agency: Agency)
 def test_a_sync_process_killed_mid_run_counts_as_a_failure_with_its_row(
     agency: Agency, embedded_instance: DagsterInstance, smtp: SmtpCapture
 ) -> None:
-    """Launched as the daemon launches it: a code server starts the run worker; we SIGKILL the worker."""
+    """Launched as the daemon launches it: the run launcher forks the run worker; we SIGKILL the worker."""
     integration = agency.integration()
     for _ in range(2):
         assert not agency.sync(integration)
@@ -102,7 +103,7 @@ def test_a_sync_process_killed_mid_run_counts_as_a_failure_with_its_row(
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
         while agency.instance.get_run_by_id(run.run_id).status != DagsterRunStatus.FAILURE:  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "the code server did not mark the killed run failed"
+            assert time.monotonic() < deadline, "the run launcher did not mark the killed run failed"
             time.sleep(0.1)
     agency.control.clear_faults("reapit")
 
@@ -121,10 +122,8 @@ def wait_for_worker_mid_run(instance: DagsterInstance, run_id: str, integration_
     deadline = time.monotonic() + 60
     pid = None
     while time.monotonic() < deadline:
-        if pid is None:
-            for entry in instance.all_logs(run_id):
-                if entry.message and entry.message.startswith("Started process for run (pid: "):
-                    pid = int(entry.message.split("pid: ")[1].rstrip(")."))
+        if pid is None and (run := instance.get_run_by_id(run_id)) and TAG_PID in run.tags:
+            pid = int(run.tags[TAG_PID])  # the launcher's (nurturehub_pipelines/run_launcher.py)
         with db.engine().connect() as conn:
             started = conn.execute(
                 select(crm_sync_log.c.id).where(

@@ -6,9 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,3 +40,13 @@ def dagster_daemon(target: list[str], env: dict[str, str], log: Path) -> Iterato
             except subprocess.TimeoutExpired:
                 os.killpg(daemon.pid, signal.SIGKILL)
                 daemon.wait(timeout=10)
+
+
+def wait_for(what: str, timeout: float, probe: Callable[[], Any], every: float = 0.5) -> Any:
+    """Poll `probe` until it returns something true (returned), or fail saying what did not happen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := probe():
+            return found
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout} s")
