@@ -138,7 +138,10 @@ class ForkserverRunLauncher(RunLauncher, ConfigurableClass):
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
         pid = self._worker_pid(run)
         if pid is None:
-            return CheckRunHealthResult(WorkerStatus.UNKNOWN, "no run worker pid on this host")
+            # Not forked by this launcher on this host (`nurturehub sync` runs in process and beats instead,
+            # heartbeat.py): run monitoring fails a run whose status is not RUNNING, and Dagster's own
+            # launcher, which has no health check, never had such runs failed for it.
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "not a run worker forked on this host")
         if _alive(pid):
             return CheckRunHealthResult(WorkerStatus.RUNNING)
         return CheckRunHealthResult(WorkerStatus.FAILED, f"run worker (pid {pid}) exited without finishing the run")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
 from crm_sandbox.control import SandboxControl
@@ -24,7 +24,7 @@ from crm_sandbox.credentials import SANDBOX_CREDENTIALS
 from crm_sandbox.server import SandboxServer
 from nurturehub_pipelines import run_contract
 from nurturehub_pipelines.instance import instance_config
-from nurturehub_pipelines.run_launcher import TAG_PID, ForkserverRunLauncher
+from nurturehub_pipelines.run_launcher import TAG_HOST, TAG_PID, ForkserverRunLauncher
 from nurturehub_pipelines.store import accounts, db
 from tests.support.daemon import REPO, dagster_daemon, wait_for
 from tests.support.smtp_capture import free_port
@@ -150,3 +150,13 @@ def test_a_killed_run_worker_fails_its_run_at_once(deployment: Deployment) -> No
     # The daemon's launcher watches the fork (run monitoring polls only every 30 s).
     wait_for("the run failed", 20, lambda: status(deployment.instance, run_id) == DagsterRunStatus.FAILURE)
     assert launcher.check_run_worker_health(run).status.value == "FAILED"  # as run monitoring would see it
+
+
+def test_a_run_it_did_not_fork_is_never_reported_dead() -> None:
+    """`nurturehub sync` runs in process (it beats instead): run monitoring must leave such a run alone."""
+    launcher = ForkserverRunLauncher()
+    in_process = DagsterRun(job_name="sync_street", run_id="in-process", status=DagsterRunStatus.STARTED)
+    elsewhere = in_process.with_tags({TAG_PID: "1", TAG_HOST: "another-host"})
+
+    assert launcher.check_run_worker_health(in_process).status.value == "RUNNING"
+    assert launcher.check_run_worker_health(elsewhere).status.value == "RUNNING"
