@@ -29,7 +29,7 @@ from nurturehub_pipelines.store.db import DatabaseUnavailable, RetryingConnectio
 from nurturehub_pipelines.store.integration_changes import lift_quarantine
 from nurturehub_pipelines.store.sync_log import write_event
 from nurturehub_pipelines.store.tables import contacts, crm_sync_log, integrations, leads, skipped_records
-from nurturehub_pipelines.sync import cursors
+from nurturehub_pipelines.sync import cursors, sqlite_writer
 from nurturehub_pipelines.sync.sqlite_writer import SqliteWriter, sqlite_file
 from nurturehub_pipelines.sync.upsert import RowBatch, mark_missing_deleted
 from nurturehub_pipelines.sync.write_behind import WriteBehind
@@ -312,9 +312,11 @@ class SyncSession:
         with SqliteWriter(database) as process:
 
             def write(batch: PageBatch) -> int:
-                if batch.skips:  # kept in their batch's transaction, which our connection writes
+                # Skipped records are kept in their batch's transaction, which our connection writes; so is a
+                # batch too small to be worth a process (`sqlite_writer.MIN_ROWS`).
+                if batch.skips or len(batch.rows) < sqlite_writer.MIN_ROWS:
                     return conn.run(batch.write)
-                return process.write(batch.rows.sqlite_statement(), batch.rows.parameters()) if len(batch.rows) else 0
+                return process.write(batch.rows.sqlite_statement(), batch.rows.parameters())
 
             with WriteBehind[PageBatch](write, name=stream) as writer:
                 yield writer

@@ -11,7 +11,7 @@ whose parent vanished reads end-of-file and exits; a transaction it had not comm
 SQLite, and one it had committed is idempotent.
 
 The child imports only the standard library and `canonical` (no SQLAlchemy, no Dagster): it starts in
-tens of milliseconds, while the first pages are fetched.
+tens of milliseconds, at the first batch, while the next one is mapped.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ from nurturehub_pipelines.sync.canonical import digest
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+# Starting the child costs ~70 ms of CPU: a batch smaller than this is cheaper written by the sync itself,
+# so an incremental sync of a few changed records (the scheduled kind) starts no process.
+MIN_ROWS = 1_000
 # `content_hash` computed by the database from the `raw` it stores, as PostgreSQL computes it (upsert.py).
 HASH_FUNCTION = "nh_content_hash"
 
@@ -57,24 +60,37 @@ class SqliteWriterError(RuntimeError):
 
 
 class SqliteWriter:
-    """The sync's side: `write(sql, rows)` blocks until the child has committed them; `close` stops it."""
+    """The sync's side: `write(sql, rows)` blocks until the child has committed them; `close` stops it.
+
+    The child starts at the first write, in the write-behind thread while the next batch is mapped."""
 
     def __init__(self, database: str) -> None:
+        self.database = database
+        self._process: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+
+    def _start(self) -> Connection:
         ours, theirs = socket.socketpair()
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(theirs.fileno()), database],
-            pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
-        )
-        theirs.close()
+        with theirs:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(theirs.fileno()), self.database],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
         self._conn = Connection(ours.detach())
+        return self._conn
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     def write(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> int:
+        channel = self._conn or self._start()
         try:
-            self._conn.send((sql, rows))
-            answer = self._conn.recv()
+            channel.send((sql, rows))
+            answer = channel.recv()
         except (EOFError, OSError) as lost:
-            code = self._process.poll()
+            code = self._process.poll() if self._process is not None else None
             raise SqliteWriterError(f"the SQLite writer process stopped (exit code {code})") from lost
         if answer[0] == "error":
             raise SqliteWriterError(answer[1])
@@ -82,6 +98,8 @@ class SqliteWriter:
 
     def close(self) -> None:
         """End-of-file tells the child to exit; it has nothing uncommitted once every write has answered."""
+        if self._conn is None or self._process is None:
+            return
         self._conn.close()
         try:
             self._process.wait(timeout=30)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from nurturehub_pipelines.sync import engine
+from nurturehub_pipelines.sync import engine, sqlite_writer
 from nurturehub_pipelines.sync.sqlite_writer import SqliteWriter, SqliteWriterError
 
 if TYPE_CHECKING:
@@ -65,11 +65,14 @@ def test_a_sync_into_a_sqlite_file_writes_its_batches_from_another_process(
 
     class Watched(SqliteWriter):
         def write(self, sql: str, rows: Any) -> int:
-            writers.append(self._process.pid)
-            return super().write(sql, rows)
+            written = super().write(sql, rows)
+            assert self.pid is not None
+            writers.append(self.pid)
+            return written
 
     monkeypatch.setattr(engine, "SqliteWriter", Watched)
     monkeypatch.setattr(engine, "BATCH_ROWS", 100)
+    monkeypatch.setattr(sqlite_writer, "MIN_ROWS", 50)
     harness.control.dataset("openapi", contacts=450, leads=10)
 
     result = harness.sync(full=True, page_size=50)
@@ -78,6 +81,29 @@ def test_a_sync_into_a_sqlite_file_writes_its_batches_from_another_process(
     assert harness.count("contacts") == 450
     assert len(writers) >= 5 and os.getpid() not in writers  # every batch, written by the child
     assert all(gone(pid) for pid in set(writers))  # and each stream's child ended with it
+
+
+def test_an_incremental_sync_of_a_few_records_starts_no_writer_process(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if harness.db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's writes are its server's already")
+    started: list[int | None] = []
+
+    class Watched(SqliteWriter):
+        def close(self) -> None:
+            started.append(self.pid)
+            super().close()
+
+    harness.control.dataset("openapi", contacts=30, leads=10)
+    harness.sync(full=True)
+    monkeypatch.setattr(engine, "SqliteWriter", Watched)
+
+    harness.control.touch("openapi", contacts=3)
+    again = harness.sync()  # incremental: the scheduled kind, a few records read
+
+    assert again["contact_import"]["records_affected"] == 3
+    assert started == [None, None]  # one writer per stream, neither started: written by the sync itself
 
 
 def test_a_failed_batch_is_rolled_back_whole_and_said_in_the_error(database: str) -> None:
@@ -93,7 +119,8 @@ def test_a_failed_batch_is_rolled_back_whole_and_said_in_the_error(database: str
 def test_ctrl_c_to_the_process_group_leaves_the_writer_to_its_parent(database: str) -> None:
     with SqliteWriter(database) as writer:
         writer.write(INSERT, [(1, "a")])
-        os.kill(writer._process.pid, signal.SIGINT)
+        assert writer.pid is not None
+        os.kill(writer.pid, signal.SIGINT)
         assert writer.write(INSERT, [(2, "b")]) == 1
 
     assert rows_in(database) == [(1, "a"), (2, "b")]
@@ -106,7 +133,7 @@ def test_the_writer_exits_when_its_sync_is_killed_and_keeps_what_it_committed(da
         from nurturehub_pipelines.sync.sqlite_writer import SqliteWriter
         writer = SqliteWriter({database!r})
         writer.write({INSERT!r}, [(1, "a")])
-        print(writer._process.pid, flush=True)
+        print(writer.pid, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
