@@ -7,6 +7,7 @@ a test checks that `dagster.yaml` matches it (at its figure of sync runs, PRODUC
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 from typing import Any
@@ -135,4 +136,36 @@ def ensure_embedded_instance() -> Path:
         tmp.write_text(wanted)
         tmp.replace(config_file)  # atomic: two commands starting together never see half a file
     os.environ["DAGSTER_HOME"] = str(home)
+    initialize_storage(home)
     return home
+
+
+STORAGE_READY = ".nurturehub-storage-ready"
+
+
+def initialize_storage(home: Path) -> None:
+    """Create the instance's storage once, one process at a time, before anything else opens it.
+
+    Dagster's first open of a new SQLite home is not safe to race: two processes that create it together
+    can both stamp `alembic_version`, and every later open of that home fails with "more than one head
+    present" (dagster-io/dagster#27390). A `nurturehub sync` started beside a fresh daemon, or two syncs
+    started together, would do just that; a lock file and a marker make the first open a one-off.
+    """
+    marker = home / STORAGE_READY
+    if marker.exists() or not _sqlite_storage(home / "dagster.yaml"):
+        return  # a server database (PostgreSQL) takes its own locks
+    from dagster import DagsterInstance
+
+    with (home / f"{STORAGE_READY}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not marker.exists():
+            DagsterInstance.from_config(str(home)).dispose()
+            marker.touch()
+
+
+def _sqlite_storage(config_file: Path) -> bool:
+    """Whether the home's dagster.yaml keeps Dagster's storage in SQLite files (Dagster's default)."""
+    config = (yaml.safe_load(config_file.read_text()) if config_file.exists() else None) or {}
+    legacy = ("run_storage", "event_log_storage", "schedule_storage")
+    storage = config.get("storage")
+    return not any(key in config for key in legacy) and (storage is None or "sqlite" in storage)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +79,27 @@ def test_the_embedded_instance_is_written_kept_up_to_date_and_dagster_home_point
     monkeypatch.setenv(MAX_SYNCS_ENV, "9")
     assert ensure_embedded_instance() == home
     assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: true\n"
+
+
+def test_commands_that_start_together_on_a_new_embedded_home_create_its_storage_once(tmp_path: Path) -> None:
+    # Dagster's first open of a SQLite home races (dagster-io/dagster#27390): unserialised, some of these
+    # fail and the home keeps two alembic heads, so every later open fails too.
+    env = {**os.environ, "NURTUREHUB_HOME": str(tmp_path / "home")}
+    env.pop("DAGSTER_HOME", None)
+    code = (
+        "from dagster import DagsterInstance\n"
+        "from nurturehub_pipelines.instance import ensure_embedded_instance\n"
+        "ensure_embedded_instance()\n"
+        "DagsterInstance.get().dispose()\n"
+    )
+    starts = [
+        subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stderr=subprocess.PIPE) for _ in range(6)
+    ]
+    failed = [err.decode()[-500:] for p in starts if (err := p.communicate(timeout=120)[1]) and p.returncode]
+    assert failed == []
+    schedules = tmp_path / "home" / "dagster" / "schedules" / "schedules.db"
+    with sqlite3.connect(schedules) as conn:
+        assert conn.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
 
 
 @pytest.fixture(params=["embedded_sqlite", "repo_postgres"])

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from nurturehub_pipelines.instance import initialize_storage
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -20,8 +22,10 @@ def dagster_daemon(target: list[str], env: dict[str, str], log: Path) -> Iterato
     """`dagster-daemon run <target>` from the repo root, its output in `log`.
 
     It runs in a session of its own, so stopping it (SIGTERM, then SIGKILL after 30 s) also stops its code
-    servers and run workers.
+    servers and run workers. A new home's storage is created first: the daemon and the test would race to.
     """
+    if home := env.get("DAGSTER_HOME"):
+        initialize_storage(Path(home))
     with log.open("wb") as out:
         daemon = subprocess.Popen(
             [str(Path(sys.executable).with_name("dagster-daemon")), "run", *target],

@@ -67,14 +67,16 @@ def test_a_killed_nurturehub_sync_is_failed_with_its_row_while_the_daemon_runs(
             cwd=REPO,
             env={**env, heartbeat.HEARTBEAT_SECONDS_ENV: "2"},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=(tmp_path / "sync.err").open("wb"),
             start_new_session=True,
         )
         with DagsterInstance.from_config(str(home)) as instance:
             deadline = time.monotonic() + 120
             run = None
             while run is None or not any(r["event_type"] == "auth_refresh" for r in rows(run.run_id)):
-                assert proc.poll() is None and time.monotonic() < deadline, "the sync never started"
+                assert proc.poll() is None and time.monotonic() < deadline, (
+                    f"the sync never started: {(tmp_path / 'sync.err').read_text()[-3000:]}"
+                )
                 time.sleep(0.2)
                 runs = instance.get_runs(filters=RunsFilter(job_name="sync_street"))
                 run = runs[0] if runs else None

@@ -20,7 +20,7 @@ from crm_sandbox.control import SandboxControl
 from crm_sandbox.credentials import SANDBOX_CREDENTIALS
 from crm_sandbox.server import SandboxServer
 from nurturehub_pipelines import run_contract
-from nurturehub_pipelines.instance import instance_config
+from nurturehub_pipelines.instance import initialize_storage, instance_config
 from nurturehub_pipelines.store import db
 from nurturehub_pipelines.store.secrets import encrypt_credentials
 from nurturehub_pipelines.store.tables import crm_sync_log, integrations, sync_requests
@@ -53,6 +53,7 @@ def daemon(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
         home.mkdir()
         (home / "dagster.yaml").write_text(yaml.safe_dump(instance_config()))
         env = {**os.environ, **sandbox.base_urls(), "DAGSTER_HOME": str(home)}
+        initialize_storage(home)  # before the daemon and this test both open it
         log = (tmp_path / "daemon.log").open("w")
         process = subprocess.Popen(
             [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
