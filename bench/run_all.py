@@ -268,7 +268,9 @@ def fleet_rows(result: dict[str, Any]) -> list[list[str]]:
     return [
         ["4", f"{f['runs']:,} no-change scheduled syncs of one CRM ({f['trigger']}), {f['sync_limit']} at once",
          "CPU-bound", f"tick → last success {f['tick_to_last_success_s']:,.0f} s ({f['runs_per_minute']:.0f}/min); "
-         f"the cores alone need {f['cpu_bound_s']:,.0f} s: wall / CPU bound = {f['wall_over_cpu_bound']:.2f}",
+         f"the cores alone need {f['cpu_bound_s']:,.0f} s: wall / CPU bound = {f['wall_over_cpu_bound']:.2f} "
+         f"({f['tick_to_last_success_s'] / f['cpu_bound_with_postgres_and_sandbox_s']:.2f} counting PostgreSQL "
+         "and the sandbox, on the same cores)",
          "", f"runs at once: peak {f['runs_at_once']['peak']}, mean {f['runs_at_once']['mean']:.1f}; "
          f"machine busy {f['machine_busy_share']:.0%}"],
         ["4", "CPU s per run, that fleet", "≤ 2.0 (daemon + code server + run worker)",
