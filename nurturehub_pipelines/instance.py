@@ -24,10 +24,7 @@ from nurturehub_pipelines.run_contract import SERVICE_ALERT_DELIVERY, TAG_CRM, T
 # connections. A per-CRM ceiling across all customers would only make one agency's long full sync take a
 # share of every other agency's capacity.
 MAX_SYNCS_ENV = "NURTUREHUB_MAX_CONCURRENT_SYNCS"
-# A no-change run is ~0.6 CPU-s over ~1 s, and a freed slot waits for the queue's next dequeue (every 1 s,
-# Dagster's shortest): with 2 per core, 1,000 no-change runs left the cores 76-92 % busy; with 4, 99.5 %
-# (bench/README.md, the fleet). Full syncs beyond the cores only share them.
-RUNS_PER_CORE = 4
+RUNS_PER_CORE = 2  # a run also waits on HTTP and the database: two per core keep the cores busy
 # PostgreSQL's default max_connections is 100; a sync run holds a few (its streams, the log, Dagster's
 # storage) beside the daemon, code server, webserver and page: 20 runs at once leave room for the rest.
 DATABASE_RUN_CEILING = 20
@@ -38,7 +35,7 @@ PRODUCTION_MAX_CONCURRENT_SYNCS = DATABASE_RUN_CEILING
 
 
 def default_max_concurrent_syncs(cores: int | None = None) -> int:
-    """Four sync runs per core, within what the database's connections allow."""
+    """Two sync runs per core, within what the database's connections allow."""
     return max(1, min(RUNS_PER_CORE * (cores or os.cpu_count() or 1), DATABASE_RUN_CEILING))
 
 
