@@ -61,13 +61,16 @@ def test_a_killed_nurturehub_sync_is_failed_with_its_row_while_the_daemon_runs(
     harness.control.dataset("street", contacts=600, leads=20)
     harness.control.fault("street", kind="delay", seconds=30, stream="contacts", times=-1)  # hangs on people
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    with dagster_daemon(["-w", "workspace.yaml"], env, tmp_path / "daemon.log"):
+    with (
+        dagster_daemon(["-w", "workspace.yaml"], env, tmp_path / "daemon.log"),
+        (tmp_path / "sync.err").open("wb") as sync_err,
+    ):
         proc = subprocess.Popen(
             [sys.executable, "-m", "nurturehub_pipelines.cli", "sync", str(harness.integration_id)],
             cwd=REPO,
             env={**env, heartbeat.HEARTBEAT_SECONDS_ENV: "2"},
             stdout=subprocess.DEVNULL,
-            stderr=(tmp_path / "sync.err").open("wb"),
+            stderr=sync_err,
             start_new_session=True,
         )
         with DagsterInstance.from_config(str(home)) as instance:
