@@ -4,7 +4,7 @@ whichever path (one integration at a time, or an organisation in one pass) fetch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,8 @@ class Card:
     sync_in_progress: bool
     next_sync_at: datetime | None
     recent_errors: tuple[LogEvent, ...]
+    # The event last_synced_at comes from, whose text is written once however many pages show it.
+    completed: LogEvent | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -38,7 +40,7 @@ class Card:
             "name": self.name,
             "enabled": self.enabled,
             "paused_reason": self.paused_reason,
-            "last_synced_at": iso(self.last_synced_at),
+            "last_synced_at": self.completed.occurred_at_iso if self.completed else iso(self.last_synced_at),
             "health": self.health,
             "health_reason": self.health_reason,
             "consecutive_failures": self.consecutive_failures,
@@ -89,4 +91,5 @@ def build(
         sync_in_progress=in_progress,
         next_sync_at=next_tick if ref.scheduled else None,
         recent_errors=errors,
+        completed=completed,
     )

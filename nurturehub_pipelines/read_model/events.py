@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -14,9 +15,22 @@ from nurturehub_pipelines.store.tables import crm_sync_log
 LOG_LIMIT = 100
 
 
+# The last time written and its text: every card of a page writes the same next_sync_at object. A tuple,
+# replaced whole, so a thread never pairs one time with another's text; it holds the time, so its id is not reused.
+_LAST_ISO: tuple[datetime | None, str | None] = (None, None)
+
+
 def iso(value: datetime | None) -> str | None:
     """The JSON form of a time; None stays null rather than failing the whole card."""
-    return value.isoformat() if value else None
+    global _LAST_ISO
+    if value is None:
+        return None
+    last = _LAST_ISO
+    if last[0] is value:
+        return last[1]
+    text = value.isoformat()
+    _LAST_ISO = (value, text)
+    return text
 
 
 @dataclass(frozen=True)
@@ -31,6 +45,12 @@ class LogEvent:
     run_id: str | None
     trigger: str
 
+    @cached_property
+    def occurred_at_iso(self) -> str:
+        """Written once per event: the summary's events are cached across pages (`summary._decoded`), and
+        `isoformat` of an aware time was a quarter of an organisation of 100's card-writing time."""
+        return self.occurred_at.isoformat()
+
     @property
     def order(self) -> tuple[datetime, int]:
         """Log order (`sync_log.newest_first`) for rows already fetched: time, then id for one instant."""
@@ -39,7 +59,7 @@ class LogEvent:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "occurred_at": iso(self.occurred_at),
+            "occurred_at": self.occurred_at_iso,
             "event_type": self.event_type,
             "records_affected": self.records_affected,
             "records_skipped": self.records_skipped,
@@ -53,7 +73,7 @@ class LogEvent:
         """A card's `recent_errors` entry: enough to show the error and point a Retry at it."""
         return {
             "log_id": self.id,
-            "occurred_at": iso(self.occurred_at),
+            "occurred_at": self.occurred_at_iso,
             "event_type": self.event_type,
             "message": self.message,
         }
