@@ -42,7 +42,7 @@ from crm_resources.openapi import map_contact, map_lead
 from crm_resources.records import Contact, Lead
 from nurturehub_pipelines.store.tables import contacts, leads
 from nurturehub_pipelines.sync.canonical import canonical_json, digest
-from nurturehub_pipelines.sync.upsert import RowBatch
+from nurturehub_pipelines.sync.upsert import RowBatch, RowBuilder
 
 PAGE = 500
 
@@ -115,7 +115,7 @@ def stream_stages(stream: str, count: int, other: int, repeat: int) -> dict[str,
     columns = [c.name for c in table.columns if c.name != "id"]
 
     def build() -> None:
-        batch = RowBatch(table, 1, postgresql.dialect())
+        batch = RowBatch(RowBuilder(table, 1, postgresql.dialect()))
         for record in records:
             batch.add(record)
 

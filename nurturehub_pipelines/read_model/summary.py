@@ -22,6 +22,7 @@ from nurturehub_pipelines.read_model.events import LogEvent
 from nurturehub_pipelines.read_model.refs import REF_COLUMNS, IntegrationRef
 from nurturehub_pipelines.store import sync_requests
 from nurturehub_pipelines.store.tables import crm_sync_summary, integrations
+from nurturehub_pipelines.store.tables import sync_requests as sync_requests_table
 
 
 def _utc(text: str) -> datetime:
@@ -72,21 +73,32 @@ def _card(
     return build(ref, latest, completed, errors, streak or 0, in_progress or writing, now, next_tick)
 
 
-# Built once: the page sends it on every refresh. One row per integration of the organisation, in id order.
+# Built once: the page sends it on every refresh. One row per integration of the organisation, in id order,
+# with its summary and its active Sync Now or scheduled request (at most one: `sync_requests.joins_active`).
 _CARDS = (
-    select(*REF_COLUMNS, crm_sync_summary.c.consecutive_failures, crm_sync_summary.c.card)
-    .select_from(integrations.outerjoin(crm_sync_summary, crm_sync_summary.c.integration_id == integrations.c.id))
+    select(
+        *REF_COLUMNS,
+        crm_sync_summary.c.consecutive_failures,
+        crm_sync_summary.c.card,
+        *sync_requests.REQUEST_COLUMNS,
+    )
+    .select_from(
+        integrations.outerjoin(crm_sync_summary, crm_sync_summary.c.integration_id == integrations.c.id).outerjoin(
+            sync_requests_table, sync_requests.joins_active(integrations.c.id)
+        )
+    )
     .where(integrations.c.org_id == bindparam("org_id"))
     .order_by(integrations.c.id)
 )
+_REF = len(REF_COLUMNS)
 
 
 def summarised_cards(conn: Connection, org_id: int, now: datetime, next_tick: datetime) -> list[Card]:
-    """The cards `card` builds seek by seek: the integrations with their summaries, then their requests."""
-    rows = conn.execute(_CARDS, {"org_id": org_id}).all()
-    refs = [IntegrationRef(*tuple(row)[: len(REF_COLUMNS)]) for row in rows]
-    requested = sync_requests.in_progress(conn, [ref.id for ref in refs], now)
-    return [
-        _card(ref, row.consecutive_failures, row.card, ref.id in requested, now, next_tick)
-        for ref, row in zip(refs, rows, strict=True)
-    ]
+    """The cards `card` builds seek by seek, from one statement: the integrations, their summaries and
+    their active requests."""
+    cards = []
+    for row in conn.execute(_CARDS, {"org_id": org_id}):
+        values = tuple(row)
+        requested = sync_requests.stands(values[_REF + 2 :], now)
+        cards.append(_card(IntegrationRef(*values[:_REF]), values[_REF], values[_REF + 1], requested, now, next_tick))
+    return cards

@@ -12,11 +12,12 @@ The schedule records what it asks for too (`record_scheduled`): a request of tri
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, case, exists, false, insert, or_, select, update
 
 from nurturehub_pipelines.store.dialect import dialect_insert
 from nurturehub_pipelines.store.tables import crm_sync_log, integrations, sync_requests
@@ -120,18 +121,17 @@ def still_active(conn: Connection, request: SyncRequest, now: datetime) -> bool:
     return _stands(request, now, lambda request: _done(conn, request))
 
 
-# `in_progress`'s one statement, built once (the page asks it on every refresh): each active request of the
-# integrations, with whether its run (or, not yet linked, a scheduled run since it) has finished.
-_IN_PROGRESS = select(
-    *_COLUMNS,
-    or_(
-        and_(sync_requests.c.run_id.is_not(None), exists().where(_finished(sync_requests.c.run_id))),
-        and_(
-            sync_requests.c.run_id.is_(None),
-            exists().where(_scheduled_since(sync_requests.c.integration_id, sync_requests.c.requested_at)),
-        ),
-    ).label("done"),
-).where(
+# Whether an active request's run (or, not yet linked, a scheduled run since it) has finished.
+_DONE = or_(
+    and_(sync_requests.c.run_id.is_not(None), exists().where(_finished(sync_requests.c.run_id))),
+    and_(
+        sync_requests.c.run_id.is_(None),
+        exists().where(_scheduled_since(sync_requests.c.integration_id, sync_requests.c.requested_at)),
+    ),
+)
+
+# `in_progress`'s one statement, built once: each active request of the integrations, with `_DONE`.
+_IN_PROGRESS = select(*_COLUMNS, _DONE.label("done")).where(
     sync_requests.c.integration_id.in_(bindparam("integration_ids", expanding=True)),
     sync_requests.c.status.in_(ACTIVE),
 )
@@ -142,11 +142,30 @@ def in_progress(conn: Connection, integration_ids: Collection[int], now: datetim
     if not integration_ids:
         return set()
     rows = conn.execute(_IN_PROGRESS, {"integration_ids": list(integration_ids)}).all()
-    done_ids = {row.id for row in rows if row.done}
-    requests = [SyncRequest(*row[: len(_COLUMNS)]) for row in rows]
-    return {
-        request.integration_id for request in requests if _stands(request, now, lambda request: request.id in done_ids)
-    }
+    return {row.integration_id for row in rows if stands(tuple(row), now)}
+
+
+# For a statement over integrations that brings each one's active request along instead of asking
+# `in_progress` (the page's cards: one statement, not two): `outerjoin(sync_requests, joins_active(...))`
+# gives at most one row per integration, since the partial unique index allows one active request each.
+# Labelled, so they can sit beside the integration's own `id`; `_DONE` only where there is a request.
+REQUEST_COLUMNS = (
+    *(column.label(f"request_{column.name}") for column in _COLUMNS),
+    case((sync_requests.c.id.is_(None), false()), else_=_DONE).label("request_done"),
+)
+
+
+def joins_active(integration_id: ColumnElement[int]) -> ColumnElement[bool]:
+    return and_(sync_requests.c.integration_id == integration_id, sync_requests.c.status.in_(ACTIVE))
+
+
+def stands(values: Sequence[Any], now: datetime) -> bool:
+    """`in_progress`'s answer for one integration, from the values of `_COLUMNS` and `done` (or of
+    `REQUEST_COLUMNS`: all None where it has no active request)."""
+    *request, done = values
+    if request[0] is None:
+        return False
+    return _stands(SyncRequest(*request), now, lambda _: bool(done))
 
 
 def close(conn: Connection, request_id: str, status: str, now: datetime) -> None:

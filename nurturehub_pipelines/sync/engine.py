@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from crm_resources.core import CrmClient, CrmError, ErrorKind
-from crm_resources.records import SkipRecord, is_object
 from crm_resources.registry import crm_name
 from nurturehub_pipelines.store.accounts import Integration
 from nurturehub_pipelines.store.db import DatabaseUnavailable, RetryingConnection, retrying
@@ -30,8 +29,9 @@ from nurturehub_pipelines.store.integration_changes import lift_quarantine
 from nurturehub_pipelines.store.sync_log import write_event
 from nurturehub_pipelines.store.tables import contacts, crm_sync_log, integrations, leads, skipped_records
 from nurturehub_pipelines.sync import cursors, sqlite_writer
+from nurturehub_pipelines.sync.mapping import map_page
 from nurturehub_pipelines.sync.sqlite_writer import SqliteWriter, sqlite_file
-from nurturehub_pipelines.sync.upsert import RowBatch, mark_missing_deleted
+from nurturehub_pipelines.sync.upsert import RowBatch, RowBuilder, mark_missing_deleted
 from nurturehub_pipelines.sync.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
@@ -253,30 +253,29 @@ class SyncSession:
         result = StepResult(event_type, "success", "")
         high_water: datetime | None = None
         seen: set[str] = set()
-        batch = self._batch(table)
+        builder = RowBuilder(table, self.integration.id, self.db.dialect)
+        batch = PageBatch(RowBatch(builder))
         with self._writer(conn, stream) as writer:
             try:
                 for page in client.pages(stream, since):
-                    for raw in page.records:
-                        try:
-                            if not is_object(raw):
-                                raise SkipRecord("record is not an object")
-                            record = mapper(raw, page.endpoint)
-                        except SkipRecord as skip:
-                            external_id = self._skipped(batch, stream, page.endpoint.prefix, raw, skip)
-                            result.skip_reasons[skip.reason] += 1
-                            if external_id:  # still there at the CRM: never read as gone (deleted)
-                                seen.add(external_id)
-                            continue
-                        batch.rows.add(record)
-                        seen.add(record.external_id)
-                        if record.source_updated_at and (high_water is None or record.source_updated_at > high_water):
-                            high_water = record.source_updated_at
+                    mapped = map_page(page, mapper, builder.build)
+                    for index, reason, named in mapped.skips:
+                        raw = page.records[index]
+                        external_id = self._skipped(batch, stream, page.endpoint.prefix, raw, reason, named)
+                        result.skip_reasons[reason] += 1
+                        if external_id:  # still there at the CRM: never read as gone (deleted)
+                            seen.add(external_id)
+                    batch.rows.extend(mapped.rows)
+                    seen.update(external_id for external_id, _ in mapped.rows)
+                    if mapped.high_water is not None and (high_water is None or mapped.high_water > high_water):
+                        high_water = mapped.high_water
+                    if mapped.failure is not None:  # a mapper failed: the records before it are kept
+                        raise mapped.failure
                     result.read += len(page.records)
                     if batch.full():
                         result.skipped += len(batch.skips)
                         writer.submit(batch)
-                        batch = self._batch(table)
+                        batch = PageBatch(RowBatch(builder))
             except Exception:
                 if not writer.failed:  # what was read before the CRM (or a mapper) failed is kept
                     writer.submit(batch)
@@ -321,20 +320,19 @@ class SyncSession:
             with WriteBehind[PageBatch](write, name=stream) as writer:
                 yield writer
 
-    def _batch(self, table: Table) -> PageBatch:
-        return PageBatch(RowBatch(table, self.integration.id, self.db.dialect))
-
-    def _skipped(self, batch: PageBatch, stream: str, prefix: str, raw: Any, skip: SkipRecord) -> str | None:
+    def _skipped(
+        self, batch: PageBatch, stream: str, prefix: str, raw: Any, reason: str, named: str | None
+    ) -> str | None:
         """Keep a skipped record (with its reason) for the batch's transaction; returns its id if it has one."""
         raw_id = raw.get("id", raw.get("OID")) if isinstance(raw, Mapping) else None
-        external_id = skip.external_id or (f"{prefix}{raw_id}" if isinstance(raw_id, str | int) else None)
+        external_id = named or (f"{prefix}{raw_id}" if isinstance(raw_id, str | int) else None)
         batch.skips.append(
             {
                 "integration_id": self.integration.id,
                 "run_id": self.run_id,
                 "stream": stream,
                 "external_id": external_id,
-                "reason": skip.reason,
+                "reason": reason,
                 "raw": raw if isinstance(raw, Mapping) else {"value": raw},
             }
         )

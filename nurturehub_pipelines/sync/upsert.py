@@ -75,34 +75,25 @@ def _record_fields(record_type: type[Contact | Lead], table: Table) -> tuple[str
     return tuple(c.name for c in table.columns if c.name in names)
 
 
-class RowBatch:
-    """One stream's records awaiting one write; a record repeated (it moved while paging) counts once,
-    and the newest read of it wins, since one statement can't write a row twice."""
+class RowBuilder:
+    """How one stream's records travel: a COPY line on PostgreSQL, a parameter tuple on SQLite, each
+    record's canonical JSON made once. Made once a stream, before a mapper process is forked
+    (`page_mapper`), so the child builds rows exactly as the sync would. The batch's own `synced_at` is
+    not in a row: the batch supplies it at write time, so one transaction stamps its rows alike."""
 
     def __init__(self, table: Table, integration_id: int, dialect: Dialect) -> None:
         record_type = Contact if table.name == "contacts" else Lead
-        postgres = dialect.name == "postgresql"
         self.table = table
         self.integration_id = integration_id
-        self.postgres = postgres
-        self._fields = _record_fields(record_type, table)
-        self.columns = (*self._fields, *_OWN)
-        self._get = attrgetter(*self._fields)
+        self.postgres = dialect.name == "postgresql"
+        self.fields = _record_fields(record_type, table)
+        self.columns = (*self.fields, *_OWN)
+        self._get = attrgetter(*self.fields)
         # SQLite gets parameters as SQLAlchemy would bind them (naive UTC times as text, 0/1 booleans); only
         # the fields that need it are touched.
-        binds = [] if postgres else [sqlite_bind(table.c[name].type, dialect) for name in self._fields]
+        binds = [] if self.postgres else [sqlite_bind(table.c[name].type, dialect) for name in self.fields]
         self._binds = [(i, bind) for i, bind in enumerate(binds) if bind is not None]
-        self._rows: dict[str, Any] = {}
-        self._build: Callable[[Contact | Lead], Any] = self._copy_line if postgres else self._parameters
-        synced_at = utcnow()
-        self._synced_text = synced_at.isoformat()
-        self._synced_param = synced_at if postgres else _sqlite_time(synced_at)
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def add(self, record: Contact | Lead) -> None:
-        self._rows[record.external_id] = self._build(record)
+        self.build: Callable[[Contact | Lead], Any] = self._copy_line if self.postgres else self._parameters
 
     def _copy_line(self, record: Contact | Lead) -> str:
         raw = canonical_json(record.raw)
@@ -110,7 +101,7 @@ class RowBatch:
         # JSON escapes every control character, so only its backslashes need COPY's escaping. The hash is
         # left to the server (`_SERVER_HASH`): the same sha256 of the same bytes, on the database's core.
         raw_text = raw.decode().replace("\\", "\\\\")
-        return f"{values}\t{self.integration_id}\t{raw_text}\t{self._synced_text}\n"
+        return f"{values}\t{self.integration_id}\t{raw_text}\n"
 
     def _parameters(self, record: Contact | Lead) -> tuple[Any, ...]:
         # No hash here: the statement has SQLite compute it from `raw` (`sqlite_writer.HASH_FUNCTION`), in
@@ -119,13 +110,36 @@ class RowBatch:
         for i, bind in self._binds:
             if (value := values[i]) is not None:
                 values[i] = bind(value)
-        return (*values, self.integration_id, canonical_json(record.raw).decode(), self._synced_param)
+        return (*values, self.integration_id, canonical_json(record.raw).decode())
+
+
+class RowBatch:
+    """One stream's records awaiting one write; a record repeated (it moved while paging) counts once,
+    and the newest read of it wins, since one statement can't write a row twice."""
+
+    def __init__(self, builder: RowBuilder) -> None:
+        self.builder = builder
+        self.table = builder.table
+        self.columns = builder.columns
+        self._rows: dict[str, Any] = {}
+        self.synced_at = utcnow()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, record: Contact | Lead) -> None:
+        self._rows[record.external_id] = self.builder.build(record)
+
+    def extend(self, rows: Iterable[tuple[str, Any]]) -> None:
+        """Rows a mapper process built (`(external_id, row)`, in read order)."""
+        self._rows.update(rows)
 
     def sqlite_statement(self) -> str:
-        """The upsert `parameters()` are bound to: positional, `raw`'s slot bound twice (stored, hashed)."""
+        """The upsert `parameters()` are bound to: positional, `raw`'s slot bound twice (stored, hashed), the
+        batch's `synced_at` written in (digits and separators only: `_sqlite_time`)."""
         listed = ", ".join(self.columns)
-        raw = len(self._fields) + 2
-        slots = [f"?{i}" for i in range(1, raw + 1)] + [f"{HASH_FUNCTION}(?{raw})", f"?{raw + 1}"]
+        raw = len(self.builder.fields) + 2
+        slots = [f"?{i}" for i in range(1, raw + 1)] + [f"{HASH_FUNCTION}(?{raw})", f"'{_sqlite_time(self.synced_at)}'"]
         return f"INSERT INTO {self.table.name} ({listed}) VALUES ({', '.join(slots)}) {self._upsert_tail()}"
 
     def parameters(self) -> list[tuple[Any, ...]]:
@@ -139,7 +153,7 @@ class RowBatch:
         """
         if not self._rows:
             return 0
-        if self.postgres:
+        if self.builder.postgres:
             return self._merge_via_copy(conn)
         return self._executemany(conn)
 
@@ -158,8 +172,9 @@ class RowBatch:
         is emptied at commit."""
         stage = f"nh_stage_{self.table.name}"
         listed = ", ".join(self.columns)
-        copied = ", ".join(c for c in self.columns if c != "content_hash")
-        selected = ", ".join(_SERVER_HASH if c == "content_hash" else c for c in self.columns)
+        copied = ", ".join(c for c in self.columns if c not in ("content_hash", "synced_at"))
+        own = {"content_hash": _SERVER_HASH, "synced_at": "%s"}
+        selected = ", ".join(own.get(c, c) for c in self.columns)
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None
         cursor = dbapi.cursor()
@@ -176,7 +191,8 @@ class RowBatch:
             text = io.StringIO("".join(self._rows.values()))
             cursor.copy_expert(f"COPY {stage} ({copied}) FROM STDIN", text, size=len(text.getvalue()) + 1)
             cursor.execute(
-                f"INSERT INTO {self.table.name} ({listed}) SELECT {selected} FROM {stage} {self._upsert_tail()}"
+                f"INSERT INTO {self.table.name} ({listed}) SELECT {selected} FROM {stage} {self._upsert_tail()}",
+                (self.synced_at,),
             )
             return int(cursor.rowcount)
         finally:

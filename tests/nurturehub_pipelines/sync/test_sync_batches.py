@@ -4,11 +4,17 @@ every record read before it, with the cursor unmoved (the engine's guarantees, n
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import func, select
 
+from crm_resources import openapi
+from crm_resources.core import Endpoint
+from crm_resources.openapi import OpenApiResource
+from crm_resources.records import Contact
 from nurturehub_pipelines.store import db
 from nurturehub_pipelines.store.tables import contacts, sync_cursors
 from nurturehub_pipelines.sync import engine
@@ -80,6 +86,32 @@ def test_a_failure_part_way_keeps_what_was_read_and_leaves_the_cursor(
     again = harness.sync(page_size=PAGE)
     assert again["contact_import"]["records_affected"] == 450 - 3 * PAGE
     assert harness.count("contacts") == harness.distinct_ids("contacts") == 450
+
+
+def test_a_mapper_failing_mid_page_keeps_the_records_before_it_and_leaves_the_cursor(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in a mapper (not a skip) fails the step in NurtureHub's words; the records read before it, in
+    earlier pages and earlier in its own page, are written, and the cursor stays where it was."""
+    monkeypatch.setattr(engine, "BATCH_ROWS", 10_000)
+    monkeypatch.setattr(engine, "BATCH_SECONDS", 3600.0)
+    harness.control.dataset("openapi", contacts=450, leads=10)
+    mapped: list[str] = []
+
+    def failing(raw: Mapping[str, Any], endpoint: Endpoint) -> Contact:
+        if len(mapped) == 2 * PAGE + 20:
+            raise ZeroDivisionError("a bug")
+        mapped.append(str(raw["id"]))
+        return openapi.map_contact(raw, endpoint)
+
+    monkeypatch.setattr(OpenApiResource, "spec", replace(openapi.OPENAPI, map_contact=failing))
+
+    result = harness.sync(full=True, page_size=PAGE)
+
+    assert result["contact_import"]["outcome"] == "error"
+    assert "NurtureHub failed while running contact_import (ZeroDivisionError)" in result["contact_import"]["message"]
+    assert harness.count("contacts") == 2 * PAGE + 20
+    assert not cursor_moved(harness)
 
 
 def test_the_stored_hash_is_the_canonical_json_hash_on_either_engine(harness: Harness) -> None:
