@@ -77,9 +77,8 @@ def _record_fields(record_type: type[Contact | Lead], table: Table) -> tuple[str
 
 class RowBuilder:
     """How one stream's records travel: a COPY line on PostgreSQL, a parameter tuple on SQLite, each
-    record's canonical JSON made once. Made once a stream, before a mapper process is forked
-    (`page_mapper`), so the child builds rows exactly as the sync would. The batch's own `synced_at` is
-    not in a row: the batch supplies it at write time, so one transaction stamps its rows alike."""
+    record's canonical JSON made once. Made once a stream (`mapping.map_page` calls `build`). The batch's own
+    `synced_at` is not in a row: the batch supplies it at write time, so one transaction stamps its rows alike."""
 
     def __init__(self, table: Table, integration_id: int, dialect: Dialect) -> None:
         record_type = Contact if table.name == "contacts" else Lead
@@ -131,7 +130,7 @@ class RowBatch:
         self._rows[record.external_id] = self.builder.build(record)
 
     def extend(self, rows: Iterable[tuple[str, Any]]) -> None:
-        """Rows a mapper process built (`(external_id, row)`, in read order)."""
+        """Rows `RowBuilder.build` made (`(external_id, row)`, in read order), as `mapping.map_page` returns them."""
         self._rows.update(rows)
 
     def sqlite_statement(self) -> str:
