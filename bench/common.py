@@ -76,8 +76,25 @@ def pg_version(url: str = PG_ADMIN_URL) -> str:
         engine.dispose()
 
 
+PROBE_LOOPS = 1_000_000
+
+
+def cpu_probe_ms() -> float:
+    """A fixed pure-Python loop, best of 3, in ms: how fast this core is now. The load average says whether
+    the machine was quiet; this says how fast it was, which on the cloud machines here varies up to ~2x
+    within a session (a sync took 3.8 s at a session's start and 7.6 s after an hour of benchmarks)."""
+    best = float("inf")
+    for _ in range(3):
+        started, total = time.perf_counter(), 0
+        for i in range(PROBE_LOOPS):
+            total += i * i
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
+
+
 def machine() -> dict[str, Any]:
-    """What a figure was measured on; the load average says how quiet the machine was."""
+    """What a figure was measured on; the load average says how quiet the machine was, the CPU probe how
+    fast it was."""
     return {
         "nproc": os.cpu_count(),
         "memory_gib": _meminfo_gib(),
@@ -86,6 +103,7 @@ def machine() -> dict[str, Any]:
         "postgresql": pg_version(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "loadavg_1m": round(os.getloadavg()[0], 2),
+        "cpu_probe_ms": cpu_probe_ms(),
     }
 
 

@@ -50,7 +50,7 @@ import psycopg2  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
 from bench import fast_crm
-from bench.common import PYTHON, REPO, log, machine, pg_database, results_dir, write_result
+from bench.common import PYTHON, REPO, cpu_probe_ms, log, machine, pg_database, results_dir, write_result
 from crm_resources import openapi, reapit
 from crm_resources.core import CrmSpec, Endpoint
 
@@ -613,6 +613,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if "incremental" in repeats[0]:
         result["incremental"] = repeats[0]["incremental"]
     result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["cpu_probe_ms_end"] = cpu_probe_ms()
     write_result(args.out, result)
     return result
 

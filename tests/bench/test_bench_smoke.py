@@ -49,6 +49,7 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert [ours[version]["written"] for version in ("r1", "r2", "r3")] == [every] * 3, "each round writes all"
     assert sync["repeats"][0]["sqlite"]["ours"]["written"] == every
     assert sync["server_proof"]["100"]["records"] == 300
+    assert sync["server_proof"]["100"]["bytes_records_per_s"] > 0, "the undecoded pass paged every page"
     assert sync["incremental"]["requests"]["contacts"] <= 2 and sync["incremental"]["requests"]["leads"] <= 2
     assert sync["incremental"]["written"] == {"contacts": 1, "leads": 1}
     assert sync["summary"]["rounds"]["r1"]["ours_share_of_limit"] > 0, "the shipped engine measured against the limit"

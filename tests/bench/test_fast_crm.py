@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from bench import fast_crm
@@ -152,3 +153,19 @@ def test_requests_without_the_right_credentials_are_refused(server: fast_crm.Fas
             headers={"Authorization": f"Bearer {fast_crm.OPENAPI_TOKEN}"},
         )
         assert expired.status_code == 400 and expired.json()["type"].endswith("invalid-cursor")
+
+
+def test_the_undecoded_fetch_pages_as_the_decoded_one(server: fast_crm.FastCrm) -> None:
+    """The proof's undecoded figure is only honest if it fetched the very pages the decoded one did."""
+    for stream in ("contacts", "leads"):
+        for size in _sizes(server):
+            pages: list[bytes] = []
+            _, decoded_requests, _ = fast_crm.bare_fetch(server, "r1", stream, size, keep=pages, parse="orjson")
+            undecoded: list[bytes] = []
+            _, requests, _ = fast_crm.bare_fetch(server, "r1", stream, size, keep=undecoded, parse="bytes")
+            assert requests == decoded_requests > 1 and undecoded == pages, (stream, size)
+            for page in pages:  # the paging fields read from the tail are the decoded page's own
+                fields, body = fast_crm._paging_fields(page), orjson.loads(page)
+                assert {key: body[key] for key in fields if key not in ("data", "_embedded")} == {
+                    key: value for key, value in fields.items() if key not in ("data", "_embedded")
+                }
