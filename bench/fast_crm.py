@@ -758,7 +758,8 @@ PROOF_TARGET = 150_000
 
 
 def proof_met(figures: dict[str, Any]) -> bool:
-    return all(figure["bytes_records_per_s"] >= PROOF_TARGET for figure in figures.values())
+    """Results written before the undecoded pass existed have no figure for it, and so do not meet it."""
+    return all(figure.get("bytes_records_per_s", 0) >= PROOF_TARGET for figure in figures.values())
 
 
 def main(argv: list[str] | None = None) -> int:
